@@ -76,6 +76,12 @@ pub struct Commit {
     pub new: DataTree<'static>,
 }
 
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Commit { .. }")
+    }
+}
+
 /// Result of an edit: the errors (empty = success) and, when running
 /// changed, the change for the reconciler. With continue-on-error an edit can
 /// both change the target and report errors.
