@@ -1039,7 +1039,7 @@ impl Walk {
                 (*dparent).schema
             };
             let mut s = snode;
-            while !(*s).parent.is_null() && (*s).parent as SNode != stop {
+            while !(*s).parent.is_null() && !ptr::eq((*s).parent, stop) {
                 let p = (*s).parent as SNode;
                 if u32::from((*p).nodetype) == ffi::LYS_CASE {
                     let choice = (*p).parent as SNode;
