@@ -195,23 +195,6 @@ impl Walk {
         }
     }
 
-    /// Adds default nodes (for trees that are not validated, i.e. candidate).
-    pub fn add_implicit(&mut self) {
-        // SAFETY: owned tree; libyang updates `first` when it adds top-level nodes.
-        unsafe {
-            let ctx = ctx_raw(self.ctx);
-            ffi::lyd_new_implicit_all(
-                &mut self.first,
-                ctx,
-                ffi::LYD_IMPLICIT_NO_STATE,
-                ptr::null_mut(),
-            );
-            if !self.first.is_null() {
-                self.first = ffi::lyd_first_sibling(self.first);
-            }
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn children(
         &mut self,
@@ -997,6 +980,12 @@ impl Walk {
                 ffi::lyd_insert_sibling(first, n, &mut first);
                 self.first = first;
             }
+            // New inner nodes get their defaults now, so the candidate (never
+            // validated on edit) shows them too; only this subtree is
+            // walked, not the whole tree.
+            if u32::from((*snode).nodetype) & (ffi::LYS_CONTAINER | ffi::LYS_LIST) != 0 {
+                ffi::lyd_new_implicit_tree(n, ffi::LYD_IMPLICIT_NO_STATE, ptr::null_mut());
+            }
         }
         Ok(n)
     }
@@ -1093,14 +1082,6 @@ unsafe fn cstr_str<'a>(p: *const c_char) -> &'a str {
         return "";
     }
     CStr::from_ptr(p).to_str().unwrap_or("")
-}
-
-fn ctx_raw(ctx: &Context) -> *const ffi::ly_ctx {
-    // The yang2 Context keeps its raw pointer private; every module knows it.
-    ctx.get_module_implemented("ietf-netconf")
-        .or_else(|| ctx.modules(true).next())
-        // SAFETY: module of the context.
-        .map_or(ptr::null(), |m| unsafe { (*m.as_raw()).ctx })
 }
 
 /// The libyang data path of a node (for changes and errors).

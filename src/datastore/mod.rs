@@ -180,9 +180,6 @@ impl Datastores {
         if !stopped && opts.default_operation == DefaultOperation::Replace {
             walk.drop_untouched_top();
         }
-        if target == DsName::Candidate || opts.test_option == TestOption::TestOnly {
-            walk.add_implicit();
-        }
         out.errors = std::mem::take(&mut walk.errors);
         let changes = std::mem::take(&mut walk.changes);
         if !out.errors.is_empty() && !cont {
@@ -342,14 +339,11 @@ impl Datastores {
             return Ok(None);
         }
         let tree = self.validated(&ConfigSource::Datastore(DsName::Candidate))?;
+        // Still marked modified during the install, so the candidate (which
+        // holds this very content) is not copied again from running.
+        let commit = self.install(DsName::Running, tree).map_err(|e| vec![e])?;
         self.candidate_modified = false;
-        match self.install(DsName::Running, tree) {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                self.candidate_modified = true;
-                Err(vec![e])
-            }
-        }
+        Ok(commit)
     }
 
     /// discard-changes (RFC 6241 §8.3.4.2).
