@@ -551,9 +551,9 @@ impl Walk {
                     ));
                 }
             }
-            let kval = match self.xml_value(kx, k, kval) {
+            let kval = match self.xml_value(kx, k, kval).and_then(|v| self.check_value(k, &v).map(|_| v)) {
                 Ok(v) => v,
-                Err(e) => return self.fail(e.with_path(base)),
+                Err(e) => return self.fail(e.with_path(base).with_info("bad-element", kname)),
             };
             let Some(q) = quote(&kval) else {
                 let e = RpcError::app(
@@ -721,7 +721,7 @@ impl Walk {
             .with_path(base);
             return self.fail(e);
         }
-        let value = match self.xml_value(x, snode, text_of(x)) {
+        let value = match self.xml_value(x, snode, text_of(x)).and_then(|v| self.check_value(snode, &v).map(|_| v)) {
             Ok(v) => v,
             Err(e) => return self.fail(e.with_path(base)),
         };
@@ -897,6 +897,36 @@ impl Walk {
             ));
         };
         Ok(format!("{}:{ident}", m.name()))
+    }
+
+    /// Checks a key or leaf-list value before it is used in a lookup, so a
+    /// bad value gets libyang's own message.
+    fn check_value(&self, snode: SNode, v: &str) -> Result<(), RpcError> {
+        let cv = cstring(v);
+        // SAFETY: valid schema node of the context; cv outlives the call.
+        let r = unsafe {
+            let ctx = (*(*snode).module).ctx;
+            ffi::lyd_value_validate(
+                ctx,
+                snode,
+                cv.as_ptr(),
+                cv.as_bytes().len(),
+                ptr::null(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        match r {
+            // Incomplete: a leafref or instance-identifier, resolved only
+            // against the whole tree at validation.
+            ffi::LY_ERR::LY_SUCCESS | ffi::LY_ERR::LY_EINCOMPLETE => Ok(()),
+            _ => {
+                let mut e = self.yang_err("");
+                e.path = None;
+                e.tag = ErrorTag::InvalidValue;
+                Err(e)
+            }
+        }
     }
 
     /// Finds the instance of `snode` under `dparent` (top level when null).
