@@ -551,7 +551,10 @@ impl Walk {
                     ));
                 }
             }
-            let kval = match self.xml_value(kx, k, kval).and_then(|v| self.check_value(k, &v).map(|_| v)) {
+            let kval = match self
+                .xml_value(kx, k, kval)
+                .and_then(|v| self.check_value(k, &v).map(|_| v))
+            {
                 Ok(v) => v,
                 Err(e) => return self.fail(e.with_path(base).with_info("bad-element", kname)),
             };
@@ -721,7 +724,10 @@ impl Walk {
             .with_path(base);
             return self.fail(e);
         }
-        let value = match self.xml_value(x, snode, text_of(x)).and_then(|v| self.check_value(snode, &v).map(|_| v)) {
+        let value = match self
+            .xml_value(x, snode, text_of(x))
+            .and_then(|v| self.check_value(snode, &v).map(|_| v))
+        {
             Ok(v) => v,
             Err(e) => return self.fail(e.with_path(base)),
         };
