@@ -7,4 +7,5 @@
 pub mod datastore;
 pub mod error;
 pub mod nacm;
+pub mod notify;
 pub mod schema;
