@@ -5,7 +5,9 @@
 //! byte-stable: the same tree always prints the same text (Ansible compares
 //! the texts of two reads to detect a change).
 
-use yang2::data::{Data, DataFormat, DataImplicitFlags, DataPrinterFlags, DataTree};
+use yang2::data::{Data, DataFormat, DataPrinterFlags, DataTree};
+use yang2::ffi;
+use yang2::utils::Binding;
 
 use crate::error::{ErrorTag, RpcError};
 
@@ -80,13 +82,35 @@ impl WithDefaults {
 /// before filtering when the mode [`needs_implicit`](WithDefaults::needs_implicit):
 /// adding defaults after a filter would add nodes the filter did not select.
 pub fn complete_defaults(tree: &DataTree<'static>) -> Result<DataTree<'static>, RpcError> {
-    let mut dup = tree.duplicate().map_err(|e| RpcError::from_yang(&e))?;
-    if dup.reference().is_none() {
+    let dup = tree.duplicate().map_err(|e| RpcError::from_yang(&e))?;
+    let Some(first) = dup.reference() else {
         return Ok(dup);
+    };
+    // Only the modules that have data here: `add_implicit` would add the
+    // state containers and counters of every module of the context.
+    let mut modules: Vec<*mut ffi::lys_module> = Vec::new();
+    for node in first.inclusive_siblings() {
+        let m = node.owner_module().as_raw();
+        if !modules.contains(&m) {
+            modules.push(m);
+        }
     }
-    dup.add_implicit(DataImplicitFlags::empty())
-        .map_err(|e| RpcError::from_yang(&e))?;
-    Ok(dup)
+    let ctx = crate::schema::context();
+    let mut raw = dup.into_raw();
+    for m in modules {
+        // SAFETY: `raw` is the first sibling of a tree we own; libyang may
+        // insert siblings and updates `raw`; `m` is a live module.
+        let ret = unsafe { ffi::lyd_new_implicit_module(&mut raw, m, 0, std::ptr::null_mut()) };
+        if ret != ffi::LY_ERR::LY_SUCCESS {
+            let err = yang2::Error::new(ctx);
+            // SAFETY: the tree is ours and not used after this.
+            unsafe { ffi::lyd_free_all(raw) };
+            return Err(RpcError::from_yang(&err));
+        }
+    }
+    // SAFETY: `raw` is a node of the tree we own; the DataTree takes it over
+    // from its first sibling, as yang2 expects.
+    Ok(unsafe { DataTree::from_raw(ctx, ffi::lyd_first_sibling(raw)) })
 }
 
 /// Prints `tree` (all top-level siblings) as the content of `<data>`.
