@@ -459,3 +459,48 @@ fn printing_is_byte_stable() {
         .find_path("/app-hosting:app-hosting/app[name='db']/image")
         .is_ok());
 }
+
+#[test]
+fn sibling_instances_with_different_selections() {
+    // RFC 6241 §6.4.6 shape: two instances of the same list, each with its
+    // own content match and selection.
+    let tree = data_tree("30");
+    let out = run(
+        &tree,
+        &ah_filter("<app><name>web</name><image/></app><app><name>db</name><description/></app>"),
+    );
+    assert_eq!(
+        out,
+        format!(
+            "<app-hosting xmlns=\"{AH_NS}\"><app><name>db</name><description>database</description></app><app><name>web</name><image>busybox</image></app></app-hosting>"
+        )
+    );
+}
+
+#[test]
+fn tagged_output_is_namespace_well_formed() {
+    let tree = data_tree("25");
+    let f = SubtreeFilter::parse(&ah_filter("<cpu/><ram/><storage/>")).expect("parses");
+    let out = filter::subtree(&tree, &f).expect("applies");
+    let tagged = print_data(&out, WithDefaults::ReportAllTagged).expect("prints");
+    // Parsed as XML, the attribute is `default` in RFC 6243's namespace,
+    // on all four default-valued leaves.
+    let doc = roxmltree::Document::parse(&tagged).expect("well-formed XML");
+    let tagged_leaves: Vec<&str> = doc
+        .descendants()
+        .filter(|n| {
+            n.attribute(("urn:ietf:params:xml:ns:netconf:default:1.0", "default")) == Some("true")
+        })
+        .map(|n| n.tag_name().name())
+        .collect();
+    assert_eq!(
+        tagged_leaves,
+        vec!["cpu", "ram", "media", "path"],
+        "{tagged}"
+    );
+    // Explicit mode: cpu only (storage holds only defaults).
+    assert_eq!(
+        print_data(&out, WithDefaults::Explicit).expect("prints"),
+        format!("<app-hosting xmlns=\"{AH_NS}\"><cpu>25</cpu></app-hosting>")
+    );
+}
