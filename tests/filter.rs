@@ -262,6 +262,34 @@ fn xpath_with_prefixes() {
 }
 
 #[test]
+fn xpath_root_descendants_and_predicates() {
+    let tree = data_tree("30");
+    let a = ns(&[("a", AH_NS)]);
+    let all = print_data(&tree, WithDefaults::Explicit).expect("prints");
+    for whole in ["/", "/*", "/a:app-hosting"] {
+        let out = filter::xpath(&tree, whole, &a).expect("applies");
+        assert_eq!(
+            print_data(&out, WithDefaults::Explicit).expect("prints"),
+            all,
+            "{whole}"
+        );
+    }
+    let out = filter::xpath(&tree, "//a:image", &a).expect("applies");
+    assert_eq!(
+        print_data(&out, WithDefaults::Explicit).expect("prints"),
+        format!("<app-hosting xmlns=\"{AH_NS}\"><app><name>db</name><image>pg</image></app><app><name>web</name><image>busybox</image></app></app-hosting>")
+    );
+    let out =
+        filter::xpath(&tree, "/a:app-hosting/a:app[a:enable='true']/a:name", &a).expect("applies");
+    assert_eq!(
+        print_data(&out, WithDefaults::Explicit).expect("prints"),
+        format!("<app-hosting xmlns=\"{AH_NS}\"><app><name>web</name></app></app-hosting>")
+    );
+    let e = filter::xpath(&tree, "count(/a:app-hosting/a:app)", &a).expect_err("not a node set");
+    assert_eq!(e.tag.as_str(), "invalid-value");
+}
+
+#[test]
 fn xpath_union() {
     let mut tree = data_tree("30");
     tree.merge(&monitoring_tree()).expect("merge");

@@ -338,7 +338,14 @@ pub fn xpath(
             // Names a module without data here: selects nothing.
             continue;
         };
-        select_xpath(tree, &translated, &mut result)?;
+        if translated == "/" {
+            // The document root: the whole datastore.
+            for node in tree.reference().iter().flat_map(|r| r.inclusive_siblings()) {
+                add_with_parents(&mut result, &node)?;
+            }
+            continue;
+        }
+        select_xpath(tree, &translated, expr, &mut result)?;
     }
     Ok(result)
 }
@@ -348,8 +355,6 @@ fn invalid_xpath(expr: &str, why: impl std::fmt::Display) -> RpcError {
         ErrorTag::InvalidValue,
         format!("invalid XPath filter \"{expr}\": {why}"),
     )
-    .with_info("bad-attribute", "select")
-    .with_info("bad-element", "filter")
 }
 
 /// Evaluates a libyang XPath on `tree` and merges every selected node into
@@ -357,16 +362,17 @@ fn invalid_xpath(expr: &str, why: impl std::fmt::Display) -> RpcError {
 fn select_xpath(
     tree: &DataTree<'static>,
     expr: &str,
+    original: &str,
     result: &mut DataTree<'static>,
 ) -> Result<(), RpcError> {
-    let cexpr = CString::new(expr).map_err(|_| invalid_xpath(expr, "NUL character"))?;
+    let cexpr = CString::new(expr).map_err(|_| invalid_xpath(original, "NUL character"))?;
     let Some(first) = tree.reference() else {
         // Nothing to select from; still refuse an expression libyang cannot
         // compile, as we would with data.
         return context()
             .find_xpath(expr)
             .map(|_| ())
-            .map_err(|e| invalid_xpath(expr, yang_msg(&e)));
+            .map_err(|e| invalid_xpath(original, yang_msg(&e)));
     };
     let mut set: *mut ffi::ly_set = std::ptr::null_mut();
     // SAFETY: `first` is a live node of `tree`; `set` receives a new set
@@ -378,7 +384,7 @@ fn select_xpath(
             // SAFETY: set came from libyang and is not used after this.
             unsafe { ffi::ly_set_free(set, None) };
         }
-        return Err(invalid_xpath(expr, yang_msg(&err)));
+        return Err(invalid_xpath(original, yang_msg(&err)));
     }
     // SAFETY: on success `set` is a valid node set of `tree`'s nodes.
     let nodes: Vec<*mut ffi::lyd_node> = unsafe {
