@@ -290,6 +290,30 @@ fn xpath_root_descendants_and_predicates() {
 }
 
 #[test]
+fn xpath_identity_literal_uses_xml_prefix() {
+    let tree = monitoring_tree();
+    let m = ns(&[("m", NCM_NS)]);
+    let out = filter::xpath(
+        &tree,
+        "/m:netconf-state/m:sessions/m:session[m:transport='m:netconf-ssh']/m:username",
+        &m,
+    )
+    .expect("applies");
+    let text = print_data(&out, WithDefaults::Explicit).expect("prints");
+    assert!(text.contains("<username>alice</username>"), "{text}");
+    let out = filter::xpath(
+        &tree,
+        "/m:netconf-state/m:sessions/m:session[m:transport='m:netconf-tls']",
+        &m,
+    )
+    .expect("applies");
+    assert_eq!(
+        print_data(&out, WithDefaults::Explicit).expect("prints"),
+        ""
+    );
+}
+
+#[test]
 fn xpath_union() {
     let mut tree = data_tree("30");
     tree.merge(&monitoring_tree()).expect("merge");

@@ -490,7 +490,10 @@ fn translate_prefixes(
                 .position(|&x| x == c)
                 .map(|p| i + 1 + p);
             let end = end.ok_or_else(|| invalid_xpath(expr, "unterminated string literal"))?;
-            out.extend(&chars[i..=end]);
+            let literal: String = chars[i + 1..end].iter().collect();
+            out.push(c);
+            out.push_str(&translate_identity_literal(&literal, namespaces));
+            out.push(c);
             i = end + 1;
             continue;
         }
@@ -538,6 +541,29 @@ fn translate_prefixes(
     Ok(Some(out))
 }
 
+/// A literal `prefix:name` whose prefix is a declared XML prefix is an
+/// identity written with that prefix (`[transport='x:netconf-ssh']`);
+/// libyang compares identities written with module names. Anything else is
+/// left as it is.
+fn translate_identity_literal(literal: &str, namespaces: &[(String, String)]) -> String {
+    let Some((prefix, local)) = literal.split_once(':') else {
+        return literal.to_owned();
+    };
+    let well_formed =
+        |s: &str| s.chars().next().is_some_and(is_name_start) && s.chars().all(is_name_char);
+    if !well_formed(prefix) || !well_formed(local) {
+        return literal.to_owned();
+    }
+    let uri = namespaces
+        .iter()
+        .find(|(p, _)| p == prefix)
+        .map(|(_, u)| u.as_str());
+    match uri.and_then(|u| context().get_module_latest_ns(u)) {
+        Some(m) => format!("{}:{}", m.name(), local),
+        None => literal.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,7 +581,7 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(
             t.as_deref(),
-            Some("/app-hosting:app-hosting/app-hosting:app[app-hosting:name='x:y']/child::app-hosting:image")
+            Some("/app-hosting:app-hosting/app-hosting:app[app-hosting:name='app-hosting:y']/child::app-hosting:image")
         );
     }
 
