@@ -1,9 +1,9 @@
 //! Subtree and XPath filters and with-defaults printing on real libyang
 //! trees of the app-hosting model (cases after RFC 6241 §6.4 and RFC 6243).
 
-use apphost::netconf::filter::{self, SubtreeFilter};
+use apphost::netconf::filter::{self, Filter, SubtreeFilter};
 use apphost::netconf::monitoring::{self, MonitoringInfo, SessionInfo};
-use apphost::netconf::print::{complete_defaults, print_data, WithDefaults};
+use apphost::netconf::print::{complete_defaults, print_data, reply_data, WithDefaults};
 use apphost::schema::{context, AH_NS};
 use chrono::{TimeZone, Utc};
 use yang2::data::{Data, DataFormat, DataParserFlags, DataTree, DataValidationFlags};
@@ -554,5 +554,94 @@ fn tagged_output_is_namespace_well_formed() {
     assert_eq!(
         print_data(&out, WithDefaults::Explicit).expect("prints"),
         format!("<app-hosting xmlns=\"{AH_NS}\"><cpu>25</cpu></app-hosting>")
+    );
+}
+
+// ===== whole replies =====
+
+fn parse_only(cpu: &str) -> DataTree<'static> {
+    let xml = format!("{}\0", data_xml(cpu));
+    DataTree::parse_string(
+        context(),
+        xml.as_bytes(),
+        DataFormat::XML,
+        DataParserFlags::NO_VALIDATION,
+        DataValidationFlags::empty(),
+    )
+    .expect("parses")
+}
+
+#[test]
+fn filter_element_kinds() {
+    let tree = data_tree("30");
+    let doc = format!(
+        r#"<get xmlns="{NC_NS}"><filter type="xpath" xmlns:a="{AH_NS}" select="/a:app-hosting/a:cpu"/></get>"#
+    );
+    let doc = roxmltree::Document::parse(&doc).expect("xml");
+    let el = doc
+        .root_element()
+        .first_element_child()
+        .expect("filter element");
+    let f = Filter::from_filter_element(el).expect("xpath filter");
+    let out = filter::apply(&tree, Some(&f)).expect("applies");
+    assert_eq!(
+        print_data(&out, WithDefaults::Explicit).expect("prints"),
+        format!("<app-hosting xmlns=\"{AH_NS}\"><cpu>30</cpu></app-hosting>")
+    );
+
+    let doc = format!(
+        r#"<get xmlns="{NC_NS}"><filter><app-hosting xmlns="{AH_NS}"><cpu/></app-hosting></filter></get>"#
+    );
+    let doc = roxmltree::Document::parse(&doc).expect("xml");
+    let el = doc
+        .root_element()
+        .first_element_child()
+        .expect("filter element");
+    assert!(matches!(
+        Filter::from_filter_element(el),
+        Ok(Filter::Subtree(_))
+    ));
+
+    let doc = format!(r#"<get xmlns="{NC_NS}"><filter type="xpath"/><filter type="regex"/></get>"#);
+    let doc = roxmltree::Document::parse(&doc).expect("xml");
+    let mut els = doc.root_element().children().filter(|n| n.is_element());
+    let e = Filter::from_filter_element(els.next().expect("first")).expect_err("no select");
+    assert_eq!(e.tag.as_str(), "missing-attribute");
+    let e = Filter::from_filter_element(els.next().expect("second")).expect_err("bad type");
+    assert_eq!(e.tag.as_str(), "bad-attribute");
+
+    // get-data's xpath-filter: the expression is the element text.
+    let doc = format!(
+        r#"<get-data xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"><xpath-filter xmlns:a="{AH_NS}"> /a:app-hosting/a:app/a:image </xpath-filter></get-data>"#
+    );
+    let doc = roxmltree::Document::parse(&doc).expect("xml");
+    let el = doc
+        .root_element()
+        .first_element_child()
+        .expect("xpath-filter");
+    let f = Filter::from_xpath_filter_element(el);
+    let out = filter::apply(&tree, Some(&f)).expect("applies");
+    assert!(print_data(&out, WithDefaults::Explicit)
+        .expect("prints")
+        .contains("<image>pg</image>"));
+}
+
+#[test]
+fn reply_data_adds_defaults_before_filtering() {
+    let tree = parse_only("30");
+    let f = Filter::Subtree(SubtreeFilter::parse(&ah_filter("<cpu/><ram/>")).expect("parses"));
+    assert_eq!(
+        reply_data(&tree, Some(&f), WithDefaults::ReportAll).expect("reply"),
+        format!("<app-hosting xmlns=\"{AH_NS}\"><cpu>30</cpu><ram>25</ram></app-hosting>")
+    );
+    assert_eq!(
+        reply_data(&tree, Some(&f), WithDefaults::Explicit).expect("reply"),
+        format!("<app-hosting xmlns=\"{AH_NS}\"><cpu>30</cpu></app-hosting>")
+    );
+    let all = reply_data(&tree, None, WithDefaults::ReportAllTagged).expect("reply");
+    assert!(all.contains(":default=\"true\">/sbin/init</cmd>"), "{all}");
+    assert_eq!(
+        reply_data(&tree, None, WithDefaults::Explicit).expect("reply"),
+        print_data(&tree, WithDefaults::Explicit).expect("prints")
     );
 }

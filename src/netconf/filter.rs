@@ -318,6 +318,91 @@ fn schema_of<'n>(node: &'n DataNodeRef<'_, '_>) -> Option<SchemaNode<'n>> {
     }
 }
 
+// ===== either filter =====
+
+/// A `<get>`/`<get-config>`/`<get-data>` filter of either kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    Subtree(SubtreeFilter),
+    XPath {
+        /// The expression, with the client's XML prefixes.
+        select: String,
+        /// Namespace declarations (prefix, URI) in scope of the element.
+        namespaces: Vec<(String, String)>,
+    },
+}
+
+/// Namespace declarations in scope of an element, as (prefix, URI); the
+/// default namespace has prefix "".
+pub fn namespaces_in_scope(node: Node<'_, '_>) -> Vec<(String, String)> {
+    node.namespaces()
+        .map(|ns| (ns.name().unwrap_or("").to_owned(), ns.uri().to_owned()))
+        .collect()
+}
+
+impl Filter {
+    /// Reads RFC 6241's `<filter>` element: `type` is `subtree` (the
+    /// default) or `xpath` with a `select` attribute.
+    pub fn from_filter_element(node: Node<'_, '_>) -> Result<Filter, RpcError> {
+        // `type` and `select` are unqualified; accept them qualified with the
+        // base namespace too (some clients prefix every attribute).
+        let attr = |name: &str| {
+            node.attribute(name)
+                .or_else(|| node.attribute((NC_NS, name)))
+        };
+        match attr("type").unwrap_or("subtree") {
+            "subtree" => Ok(Filter::Subtree(SubtreeFilter::from_node(node)?)),
+            "xpath" => {
+                let Some(select) = attr("select") else {
+                    return Err(RpcError::protocol(
+                        ErrorTag::MissingAttribute,
+                        "an XPath filter needs a select attribute",
+                    )
+                    .with_info("bad-attribute", "select")
+                    .with_info("bad-element", "filter"));
+                };
+                Ok(Filter::XPath {
+                    select: select.to_owned(),
+                    namespaces: namespaces_in_scope(node),
+                })
+            }
+            other => Err(RpcError::protocol(
+                ErrorTag::BadAttribute,
+                format!("unknown filter type \"{other}\""),
+            )
+            .with_info("bad-attribute", "type")
+            .with_info("bad-element", "filter")),
+        }
+    }
+
+    /// Reads RFC 8526's `<xpath-filter>` element (the expression is its
+    /// text).
+    pub fn from_xpath_filter_element(node: Node<'_, '_>) -> Filter {
+        let select: String = node.children().filter_map(|c| c.text()).collect();
+        Filter::XPath {
+            select: select.trim().to_owned(),
+            namespaces: namespaces_in_scope(node),
+        }
+    }
+
+    /// Reads RFC 8526's `<subtree-filter>` element.
+    pub fn from_subtree_filter_element(node: Node<'_, '_>) -> Result<Filter, RpcError> {
+        Ok(Filter::Subtree(SubtreeFilter::from_node(node)?))
+    }
+}
+
+/// Applies `filter` to `tree`; no filter gives a copy of the whole tree.
+pub fn apply(
+    tree: &DataTree<'static>,
+    filter: Option<&Filter>,
+) -> Result<DataTree<'static>, RpcError> {
+    match filter {
+        None => tree.duplicate().map_err(|e| RpcError::from_yang(&e)),
+        Some(Filter::Subtree(f)) => subtree(tree, f),
+        Some(Filter::XPath { select, namespaces }) => xpath(tree, select, namespaces),
+    }
+}
+
 // ===== XPath filter =====
 
 /// Applies an XPath filter (RFC 6241 §8.9). `namespaces` are the XML

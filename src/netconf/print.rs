@@ -10,6 +10,7 @@ use yang2::ffi;
 use yang2::utils::Binding;
 
 use crate::error::{ErrorTag, RpcError};
+use crate::netconf::filter::{apply, Filter};
 
 /// The namespace RFC 6243 §6 gives the `default` attribute.
 pub const WD_ATTR_NS: &str = "urn:ietf:params:xml:ns:netconf:default:1.0";
@@ -135,6 +136,23 @@ pub fn print_data(tree: &DataTree<'_>, wd: WithDefaults) -> Result<String, RpcEr
         Ok(fix_wd_namespace(&text))
     } else {
         Ok(text)
+    }
+}
+
+/// The content of a `<data>` reply: `tree` (a datastore or state), its
+/// defaults completed when `wd` reports them, then filtered, then printed.
+/// This is the order RFC 6243 needs: defaults are part of the data the
+/// filter selects from.
+pub fn reply_data(
+    tree: &DataTree<'static>,
+    filter: Option<&Filter>,
+    wd: WithDefaults,
+) -> Result<String, RpcError> {
+    match (filter, wd.needs_implicit()) {
+        (None, false) => print_data(tree, wd),
+        (filter, false) => print_data(&apply(tree, filter)?, wd),
+        (None, true) => print_data(&complete_defaults(tree)?, wd),
+        (filter, true) => print_data(&apply(&complete_defaults(tree)?, filter)?, wd),
     }
 }
 

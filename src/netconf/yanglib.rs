@@ -164,6 +164,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn enabled_features_are_read() {
+        let m = context()
+            .get_module_implemented("ietf-netconf")
+            .expect("ietf-netconf implemented");
+        let mut features = Vec::new();
+        // SAFETY: a live module of the static context.
+        unsafe { collect_features(m.as_raw(), &mut features) };
+        assert!(features.iter().any(|f| f == "candidate"), "{features:?}");
+        assert!(features.iter().any(|f| f == "xpath"), "{features:?}");
+        // Declared by ietf-netconf but not enabled by us.
+        assert!(!features.iter().any(|f| f == "url"), "{features:?}");
+    }
+
+    #[test]
     fn content_id_is_stable() {
         assert_eq!(content_id(), content_id());
         assert_eq!(content_id().len(), 16);
