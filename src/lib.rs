@@ -7,5 +7,6 @@
 pub mod datastore;
 pub mod error;
 pub mod nacm;
+pub mod netconf;
 pub mod notify;
 pub mod schema;
