@@ -20,7 +20,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -121,6 +121,18 @@ impl Store {
             .mode(0o700)
             .create(state_dir)
             .map_err(io_err("creating", state_dir))?;
+        // The directory may predate us (created by someone else, or with the
+        // default umask): the datastores can hold secrets (environment
+        // values), so it is made private.
+        let mode = fs::metadata(state_dir)
+            .map_err(io_err("reading", state_dir))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %state_dir.display(), mode = format!("{:o}", mode & 0o777), "state directory was accessible to others; setting mode 0700");
+            fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))
+                .map_err(io_err("setting mode 0700 on", state_dir))?;
+        }
         let store = Store {
             dir: state_dir.to_path_buf(),
         };
@@ -446,7 +458,6 @@ mod tests {
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         assert_eq!(xml(&loaded.running), "");
         assert_eq!(xml(&loaded.startup), "");
-        use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&dir).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         assert_eq!(
@@ -456,6 +467,17 @@ mod tests {
             "boot-1"
         );
         assert!(dir.join(RUNNING_FILE).exists());
+    }
+
+    #[test]
+    fn existing_open_dir_is_made_private() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("state");
+        fs::create_dir(&dir).expect("mkdir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        Store::open_with_boot_id(&dir, "boot-1").expect("open");
+        let mode = fs::metadata(&dir).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 
     #[test]
