@@ -119,14 +119,26 @@ fn crash_during_save_leaves_old_or_new() {
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("child stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                // The harness may print "test child_saver ... " on the same line.
-                Some(Ok(l)) if l.contains(READY) => break,
-                Some(Ok(_)) => continue,
-                other => panic!("round {round}: child ended before saving: {other:?}"),
+        // Read in a thread so a child that never gets ready fails the test
+        // instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    // The harness may print "test child_saver ... " first.
+                    Ok(l) if l.contains(READY) => {
+                        let _ = tx.send(());
+                        return;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => return,
+                }
             }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("round {round}: the child did not start saving");
         }
         // Each save takes a few ms (two fsyncs): a delay up to 15 ms lands
         // the kill at every step of a save across the rounds.
