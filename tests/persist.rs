@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use apphost::datastore::persist::{parse_config, Store};
+use apphost::datastore::persist::{parse_saved, Store};
 use apphost::datastore::DsName;
 use rand::Rng;
 use yang2::data::{Data, DataFormat, DataPrinterFlags, DataTree};
@@ -48,7 +48,7 @@ const CONF_B: &str = r#"<app-hosting xmlns="urn:apphost:yang:app-hosting">
 </app-hosting>"#;
 
 fn tree(xml: &str) -> DataTree<'static> {
-    parse_config(xml.as_bytes()).expect("test configuration is valid")
+    parse_saved(xml.as_bytes()).expect("test configuration is valid")
 }
 
 fn xml(t: &DataTree<'static>) -> String {

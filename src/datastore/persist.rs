@@ -267,7 +267,7 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io_err("reading", &path)(e)),
             };
-            match parse_config(&bytes) {
+            match parse_saved(&bytes) {
                 Ok(tree) => {
                     if origin == Origin::Previous {
                         let msg = format!("{}: using the previous good copy", path.display());
@@ -372,7 +372,7 @@ pub fn kernel_boot_id() -> Result<String, PersistError> {
 
 /// Parses and fully validates a saved configuration (config only, unknown
 /// elements refused). The error is a human-readable reason.
-pub fn parse_config(bytes: &[u8]) -> Result<DataTree<'static>, String> {
+pub fn parse_saved(bytes: &[u8]) -> Result<DataTree<'static>, String> {
     // libyang reads to the first NUL: a file with NUL bytes in it (a
     // classic crash artifact of some filesystems) would otherwise parse as
     // its prefix, possibly an empty configuration.
@@ -427,7 +427,7 @@ mod tests {
 </app-hosting>"#;
 
     fn tree(xml: &str) -> DataTree<'static> {
-        parse_config(xml.as_bytes()).expect("test config is valid")
+        parse_saved(xml.as_bytes()).expect("test config is valid")
     }
 
     fn xml(t: &DataTree<'static>) -> String {
