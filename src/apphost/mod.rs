@@ -5,3 +5,8 @@ pub mod images;
 pub mod logs;
 pub mod model;
 pub mod plan;
+pub mod reconcile;
+
+pub mod fake;
+
+pub use reconcile::{Apphost, ApphostConfig, ApphostError, AppEvent, AppState, Status};
