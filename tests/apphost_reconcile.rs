@@ -10,7 +10,9 @@ use apphost::apphost::fake::Fake;
 use apphost::apphost::{AppEvent, Apphost, ApphostConfig, Status};
 use apphost::error::ErrorTag;
 use apphost::schema;
-use yang2::data::{Data, DataFormat, DataParserFlags, DataPrinterFlags, DataTree, DataValidationFlags};
+use yang2::data::{
+    Data, DataFormat, DataParserFlags, DataPrinterFlags, DataTree, DataValidationFlags,
+};
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -69,7 +71,10 @@ impl Env {
         self.ah.reconcile_now();
     }
     fn status(&self, app: &str) -> Status {
-        self.ah.app_state(app).map(|s| s.status).expect("app has state")
+        self.ah
+            .app_state(app)
+            .map(|s| s.status)
+            .expect("app has state")
     }
 }
 
@@ -87,10 +92,21 @@ fn autostart_app_starts_with_everything_and_second_pass_is_idle() {
     assert!(s.image_file.unwrap().ends_with("a.img"));
     assert!(s.image_sha256.is_some());
     let calls = e.fake.take_calls();
-    for want in ["set_limits 25 25", "create_netns web", "add_veth vweb eth0 web", "move_port eth3 web lan", "run web"] {
-        assert!(calls.iter().any(|c| c == want), "missing {want} in {calls:?}");
+    for want in [
+        "set_limits 25 25",
+        "create_netns web",
+        "add_veth vweb eth0 web",
+        "move_port eth3 web lan",
+        "run web",
+    ] {
+        assert!(
+            calls.iter().any(|c| c == want),
+            "missing {want} in {calls:?}"
+        );
     }
-    assert!(calls.iter().any(|c| c.starts_with("mount ") && c.contains("a.img")));
+    assert!(calls
+        .iter()
+        .any(|c| c.starts_with("mount ") && c.contains("a.img")));
     // Level-triggered and idempotent.
     e.ah.reconcile_now();
     e.ah.apply(&tree(WEB));
@@ -118,7 +134,11 @@ fn not_autostart_waits_for_start_and_stop_sticks_across_commits() {
     e.ah.stop("web").unwrap();
     assert_eq!(e.status("web"), Status::Stopped);
     e.apply(cfg);
-    assert_eq!(e.status("web"), Status::Stopped, "stop sticks across a commit");
+    assert_eq!(
+        e.status("web"),
+        Status::Stopped,
+        "stop sticks across a commit"
+    );
     e.ah.start("web").unwrap();
     assert_eq!(e.status("web"), Status::Running);
     assert_eq!(e.ah.app_state("web").unwrap().restart_count, 2);
@@ -129,14 +149,26 @@ fn config_change_restarts_only_that_app_and_cpu_only_sets_limits() {
     let e = setup();
     let db = "<app><name>db</name><enable>true</enable><autostart>true</autostart><image>other</image></app>";
     e.apply(&format!("{WEB}{db}"));
-    assert_eq!((e.status("web"), e.status("db")), (Status::Running, Status::Running));
+    assert_eq!(
+        (e.status("web"), e.status("db")),
+        (Status::Running, Status::Running)
+    );
     let db_pid = e.ah.app_state("db").unwrap().pid;
     e.fake.take_calls();
-    let web2 = WEB.replace("<image>web</image>", "<image>web</image><environment><name>X</name><value>1</value></environment>");
+    let web2 = WEB.replace(
+        "<image>web</image>",
+        "<image>web</image><environment><name>X</name><value>1</value></environment>",
+    );
     e.apply(&format!("{web2}{db}"));
     let calls = e.fake.take_calls();
-    assert!(calls.contains(&"kill web 15".to_string()) && calls.contains(&"run web".to_string()), "{calls:?}");
-    assert!(!calls.iter().any(|c| c.contains("db")), "db untouched: {calls:?}");
+    assert!(
+        calls.contains(&"kill web 15".to_string()) && calls.contains(&"run web".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.contains("db")),
+        "db untouched: {calls:?}"
+    );
     assert_eq!(e.ah.app_state("db").unwrap().pid, db_pid);
     e.apply(&format!("<cpu>40</cpu><ram>20</ram>{web2}{db}"));
     assert_eq!(e.fake.take_calls(), vec!["set_limits 40 20".to_string()]);
@@ -150,18 +182,36 @@ fn disabled_and_deleted_apps_are_torn_down() {
     e.apply(&WEB.replace("<enable>true</enable>", "<enable>false</enable>"));
     assert_eq!(e.status("web"), Status::Disabled);
     let calls = e.fake.take_calls();
-    for want in ["kill web 15", "delete web", "return_port web lan eth3", "del_link vweb", "delete_netns web", "remove_app web"] {
-        assert!(calls.iter().any(|c| c == want), "missing {want} in {calls:?}");
+    for want in [
+        "kill web 15",
+        "delete web",
+        "return_port web lan eth3",
+        "del_link vweb",
+        "delete_netns web",
+        "remove_app web",
+    ] {
+        assert!(
+            calls.iter().any(|c| c == want),
+            "missing {want} in {calls:?}"
+        );
     }
     assert!(calls.iter().any(|c| c.starts_with("unmount ")));
     {
         let w = e.fake.world();
-        assert!(w.links.contains("eth3") && !w.links.contains("vweb") && w.netns.is_empty() && w.mounted.is_empty());
+        assert!(
+            w.links.contains("eth3")
+                && !w.links.contains("vweb")
+                && w.netns.is_empty()
+                && w.mounted.is_empty()
+        );
     }
     e.apply(WEB);
     assert_eq!(e.status("web"), Status::Running);
     e.apply("");
-    assert!(e.ah.app_state("web").is_none(), "deleted app has no state row");
+    assert!(
+        e.ah.app_state("web").is_none(),
+        "deleted app has no state row"
+    );
     let w = e.fake.world();
     assert!(w.containers.is_empty() && w.netns.is_empty() && w.links.contains("eth3"));
     assert!(!e.tmp.path().join("state/apps/web").exists());
@@ -174,7 +224,10 @@ fn run_failure_lands_in_state_and_is_cleaned_up_not_retried() {
     e.apply(WEB);
     let s = e.ah.app_state("web").unwrap();
     assert_eq!(s.status, Status::Failed);
-    assert!(s.last_error.as_deref().unwrap().contains("crun exploded"), "{s:?}");
+    assert!(
+        s.last_error.as_deref().unwrap().contains("crun exploded"),
+        "{s:?}"
+    );
     {
         let w = e.fake.world();
         assert!(w.links.contains("eth3"), "port returned");
@@ -182,10 +235,21 @@ fn run_failure_lands_in_state_and_is_cleaned_up_not_retried() {
     }
     e.fake.take_calls();
     e.ah.reconcile_now();
-    assert!(!e.fake.calls().iter().any(|c| c.starts_with("run")), "no retry loop");
+    assert!(
+        !e.fake.calls().iter().any(|c| c.starts_with("run")),
+        "no retry loop"
+    );
     // The error is in the operational tree too.
-    let xml = e.ah.state_tree().unwrap().print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS).unwrap().unwrap();
-    assert!(xml.contains("<status>failed</status>") && xml.contains("crun exploded"), "{xml}");
+    let xml =
+        e.ah.state_tree()
+            .unwrap()
+            .print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS)
+            .unwrap()
+            .unwrap();
+    assert!(
+        xml.contains("<status>failed</status>") && xml.contains("crun exploded"),
+        "{xml}"
+    );
     // And in the log.
     assert!(e.ah.show_log("web", 10).unwrap().contains("crun exploded"));
     // The RPC reports it; after the fault is gone, start works.
@@ -219,13 +283,21 @@ fn label_move_waits_for_reload() {
     let pid = e.ah.app_state("web").unwrap().pid;
     e.ah.set_label("b.img", "web").unwrap();
     e.ah.reconcile_now();
-    assert_eq!(e.ah.app_state("web").unwrap().pid, pid, "not restarted by the label move");
+    assert_eq!(
+        e.ah.app_state("web").unwrap().pid,
+        pid,
+        "not restarted by the label move"
+    );
     e.fake.take_calls();
     e.ah.reload(Some("web")).unwrap();
     let s = e.ah.app_state("web").unwrap();
     assert_ne!(s.pid, pid);
     assert!(s.image_file.unwrap().ends_with("b.img"));
-    assert!(e.fake.calls().iter().any(|c| c.starts_with("mount ") && c.contains("b.img")));
+    assert!(e
+        .fake
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("mount ") && c.contains("b.img")));
     // reload of an unknown label is an error with the path.
     let err = e.ah.reload(Some("nope")).unwrap_err();
     assert_eq!(err.tag, ErrorTag::InvalidValue);
@@ -251,9 +323,17 @@ fn adoption_after_agent_restart_keeps_the_container() {
     let s = ah2.app_state("web").unwrap();
     assert_eq!((s.status, s.pid), (Status::Running, pid));
     let calls = fake.take_calls();
-    assert!(!calls.iter().any(|c| c.starts_with("run") || c.starts_with("kill")), "{calls:?}");
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("run") || c.starts_with("kill")),
+        "{calls:?}"
+    );
     // A config changed while the agent was down: restarted.
-    ah2.apply(&tree(&WEB.replace("<image>web</image>", "<image>web</image><capability>CAP_NET_ADMIN</capability>")));
+    ah2.apply(&tree(&WEB.replace(
+        "<image>web</image>",
+        "<image>web</image><capability>CAP_NET_ADMIN</capability>",
+    )));
     ah2.reconcile_now();
     assert_ne!(ah2.app_state("web").unwrap().pid, pid);
 }
@@ -267,9 +347,16 @@ fn container_exit_is_noticed_cleaned_and_not_restarted() {
     e.ah.reconcile_now();
     assert_eq!(e.status("web"), Status::Stopped);
     let calls = e.fake.take_calls();
-    assert!(calls.contains(&"delete_netns web".to_string()), "leftovers removed: {calls:?}");
+    assert!(
+        calls.contains(&"delete_netns web".to_string()),
+        "leftovers removed: {calls:?}"
+    );
     assert!(!calls.iter().any(|c| c.starts_with("run")));
-    assert!(e.ah.show_log("web", 5).unwrap().contains("container exited"));
+    assert!(e
+        .ah
+        .show_log("web", 5)
+        .unwrap()
+        .contains("container exited"));
     // The next commit restarts an autostart app.
     e.apply(WEB);
     assert_eq!(e.status("web"), Status::Running);
@@ -303,7 +390,10 @@ fn teardown_error_is_reported_and_retried() {
     e.fake.clear_fail("unmount");
     e.fake.take_calls();
     e.ah.reconcile_now();
-    assert!(e.fake.calls().iter().any(|c| c.starts_with("unmount")), "retried");
+    assert!(
+        e.fake.calls().iter().any(|c| c.starts_with("unmount")),
+        "retried"
+    );
     assert!(e.fake.world().mounted.is_empty());
 }
 
@@ -314,12 +404,21 @@ fn rpc_errors() {
     let err = e.ah.start("nope").unwrap_err();
     assert_eq!(err.tag, ErrorTag::InvalidValue);
     assert_eq!(err.path.as_deref(), Some("/app-hosting:start/app"));
-    assert_eq!(e.ah.stop("nope").unwrap_err().path.as_deref(), Some("/app-hosting:stop/app"));
+    assert_eq!(
+        e.ah.stop("nope").unwrap_err().path.as_deref(),
+        Some("/app-hosting:stop/app")
+    );
     let err = e.ah.start("off").unwrap_err();
     assert_eq!(err.tag, ErrorTag::OperationFailed);
     assert!(err.message.unwrap().contains("not enabled"));
-    assert_eq!(e.ah.restart("off").unwrap_err().tag, ErrorTag::OperationFailed);
-    assert_eq!(e.ah.show_log("nope", 5).unwrap_err().tag, ErrorTag::InvalidValue);
+    assert_eq!(
+        e.ah.restart("off").unwrap_err().tag,
+        ErrorTag::OperationFailed
+    );
+    assert_eq!(
+        e.ah.show_log("nope", 5).unwrap_err().tag,
+        ErrorTag::InvalidValue
+    );
     let err = e.ah.set_label("missing.img", "x").unwrap_err();
     assert_eq!(err.path.as_deref(), Some("/app-hosting:set-label/image"));
     let err = e.ah.remove_label("nolabel").unwrap_err();
@@ -372,9 +471,14 @@ fn events_report_transitions_and_log_lines() {
 #[test]
 fn state_tree_lists_apps_media_images() {
     let e = setup();
-    e.apply(&format!("{WEB}<app><name>off</name><image>other</image></app>"));
+    e.apply(&format!(
+        "{WEB}<app><name>off</name><image>other</image></app>"
+    ));
     let t = e.ah.state_tree().unwrap();
-    let xml = t.print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS).unwrap().unwrap();
+    let xml = t
+        .print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS)
+        .unwrap()
+        .unwrap();
     for want in [
         "<status>running</status>",
         "<status>disabled</status>",
@@ -389,7 +493,9 @@ fn state_tree_lists_apps_media_images() {
         assert!(xml.contains(want), "missing {want} in {xml}");
     }
     // It validates as operational data and merges with running.
-    let mut running = tree(&format!("{WEB}<app><name>off</name><image>other</image></app>"));
+    let mut running = tree(&format!(
+        "{WEB}<app><name>off</name><image>other</image></app>"
+    ));
     running.merge(&t).unwrap();
 }
 
@@ -397,11 +503,18 @@ fn state_tree_lists_apps_media_images() {
 fn check_refuses_what_would_fail_at_run_time() {
     let e = setup();
     fs::create_dir_all(e.tmp.path().join("outside")).unwrap();
-    std::os::unix::fs::symlink(e.tmp.path().join("outside"), e.tmp.path().join("ext/escape")).unwrap();
+    std::os::unix::fs::symlink(
+        e.tmp.path().join("outside"),
+        e.tmp.path().join("ext/escape"),
+    )
+    .unwrap();
     let ok = "<app><name>a</name><share><port><name>eth4</name></port><veth><name>va</name></veth>
         <media><media>external</media><path>data</path></media></share></app>";
     e.ah.check(&tree(ok)).unwrap();
-    assert!(!e.tmp.path().join("ext/data").exists(), "check has no side effects");
+    assert!(
+        !e.tmp.path().join("ext/data").exists(),
+        "check has no side effects"
+    );
     let bad = "<app><name>a</name><share>
         <port><name>eth9</name></port>
         <port><name>eth4</name><as>eth0</as></port>
@@ -411,16 +524,28 @@ fn check_refuses_what_would_fail_at_run_time() {
         <media><media>external</media><path>escape/x</path></media>
       </share></app>";
     let errs = e.ah.check(&tree(bad)).unwrap_err();
-    let tags: Vec<_> = errs.iter().map(|e| (e.app_tag.clone().unwrap(), e.path.clone().unwrap())).collect();
+    let tags: Vec<_> = errs
+        .iter()
+        .map(|e| (e.app_tag.clone().unwrap(), e.path.clone().unwrap()))
+        .collect();
     let base = "/app-hosting:app-hosting/app[name='a']/share";
     for (tag, path) in [
         ("port-not-found", format!("{base}/port[name='eth9']/name")),
         ("veth-exists", format!("{base}/veth[name='br0']/name")),
         ("name-collision", format!("{base}/veth[name='va']/as")),
-        ("unknown-media", format!("{base}/media[media='usb'][path='x']/media")),
-        ("path-escapes-media", format!("{base}/media[media='external'][path='escape/x']/path")),
+        (
+            "unknown-media",
+            format!("{base}/media[media='usb'][path='x']/media"),
+        ),
+        (
+            "path-escapes-media",
+            format!("{base}/media[media='external'][path='escape/x']/path"),
+        ),
     ] {
-        assert!(tags.contains(&(tag.to_string(), path.clone())), "missing {tag} at {path} in {tags:?}");
+        assert!(
+            tags.contains(&(tag.to_string(), path.clone())),
+            "missing {tag} at {path} in {tags:?}"
+        );
     }
     assert!(errs.iter().all(|e| e.tag == ErrorTag::InvalidValue));
     // A port held by a running app of ours is not "missing".

@@ -97,8 +97,16 @@ impl Runtime for Fake {
         }
         w.next_pid += 1;
         let pid = w.next_pid;
-        w.containers.insert(id.into(), ContainerState { id: id.into(), pid, status: "running".into() });
-        w.runs.push((id.into(), bundle.to_path_buf(), log.to_path_buf()));
+        w.containers.insert(
+            id.into(),
+            ContainerState {
+                id: id.into(),
+                pid,
+                status: "running".into(),
+            },
+        );
+        w.runs
+            .push((id.into(), bundle.to_path_buf(), log.to_path_buf()));
         Ok(pid)
     }
     fn state(&self, id: &str) -> Result<Option<ContainerState>, OsError> {
@@ -139,10 +147,16 @@ impl Runtime for Fake {
 
 impl Rootfs for Fake {
     fn mount(&self, image: &Path, dir: &Path, tmpfs_size: u64) -> Result<PathBuf, OsError> {
-        let mut w = self.rec("mount", format!("mount {} {} {tmpfs_size}", image.display(), dir.display()))?;
+        let mut w = self.rec(
+            "mount",
+            format!("mount {} {} {tmpfs_size}", image.display(), dir.display()),
+        )?;
         w.mounted.insert(dir.to_path_buf());
         let rootfs = dir.join("rootfs");
-        std::fs::create_dir_all(&rootfs).map_err(|source| OsError::Io { op: "mkdir rootfs".into(), source })?;
+        std::fs::create_dir_all(&rootfs).map_err(|source| OsError::Io {
+            op: "mkdir rootfs".into(),
+            source,
+        })?;
         Ok(rootfs)
     }
     fn unmount(&self, dir: &Path) -> Result<(), OsError> {
@@ -160,7 +174,10 @@ impl Cgroups for Fake {
         "apphost"
     }
     fn set_limits(&self, cpu_percent: u8, ram_percent: u8) -> Result<(), OsError> {
-        let mut w = self.rec("set_limits", format!("set_limits {cpu_percent} {ram_percent}"))?;
+        let mut w = self.rec(
+            "set_limits",
+            format!("set_limits {cpu_percent} {ram_percent}"),
+        )?;
         w.limits = Some((cpu_percent, ram_percent));
         Ok(())
     }
@@ -169,7 +186,10 @@ impl Cgroups for Fake {
         Ok(())
     }
     fn usage(&self, app: &str) -> Option<(u64, u64)> {
-        self.world().containers.contains_key(app).then_some((1 << 20, 1_000_000))
+        self.world()
+            .containers
+            .contains_key(app)
+            .then_some((1 << 20, 1_000_000))
     }
 }
 
@@ -194,7 +214,10 @@ impl Net for Fake {
             return Err(OsError::Netlink(format!("{host} exists")));
         }
         w.links.insert(host.into());
-        w.ns_links.entry(netns.into()).or_default().insert(peer.into());
+        w.ns_links
+            .entry(netns.into())
+            .or_default()
+            .insert(peer.into());
         Ok(())
     }
     fn del_link(&self, name: &str) -> Result<(), OsError> {
@@ -203,16 +226,28 @@ impl Net for Fake {
         Ok(())
     }
     fn move_port(&self, host_name: &str, netns: &str, new_name: &str) -> Result<(), OsError> {
-        let mut w = self.rec("move_port", format!("move_port {host_name} {netns} {new_name}"))?;
+        let mut w = self.rec(
+            "move_port",
+            format!("move_port {host_name} {netns} {new_name}"),
+        )?;
         if !w.links.remove(host_name) {
             return Err(OsError::Netlink(format!("no link {host_name}")));
         }
-        w.ns_links.entry(netns.into()).or_default().insert(new_name.into());
+        w.ns_links
+            .entry(netns.into())
+            .or_default()
+            .insert(new_name.into());
         Ok(())
     }
     fn return_port(&self, netns: &str, app_name: &str, host_name: &str) -> Result<(), OsError> {
-        let mut w = self.rec("return_port", format!("return_port {netns} {app_name} {host_name}"))?;
-        let removed = w.ns_links.get_mut(netns).is_some_and(|s| s.remove(app_name));
+        let mut w = self.rec(
+            "return_port",
+            format!("return_port {netns} {app_name} {host_name}"),
+        )?;
+        let removed = w
+            .ns_links
+            .get_mut(netns)
+            .is_some_and(|s| s.remove(app_name));
         if !removed {
             return Err(OsError::Netlink(format!("no link {app_name} in {netns}")));
         }

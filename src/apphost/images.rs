@@ -26,7 +26,9 @@ pub enum ImageError {
     NoImage(String),
     #[error("invalid image name '{0}'")]
     BadImageName(String),
-    #[error("invalid label '{0}': 1-15 characters [A-Za-z0-9_.+-], starting with a letter or digit")]
+    #[error(
+        "invalid label '{0}': 1-15 characters [A-Za-z0-9_.+-], starting with a letter or digit"
+    )]
     BadLabel(String),
     #[error("no label '{0}'")]
     NoLabel(String),
@@ -92,12 +94,17 @@ fn valid_name(s: &str, max: usize) -> bool {
     !b.is_empty()
         && b.len() <= max
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-'))
 }
 
 impl Images {
     pub fn new(media: HashMap<String, PathBuf>, storage: Storage) -> Self {
-        Images { media, storage, hashes: Mutex::new(HashMap::new()) }
+        Images {
+            media,
+            storage,
+            hashes: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn storage(&self) -> &Storage {
@@ -110,7 +117,10 @@ impl Images {
     }
 
     pub fn media_root(&self, media: &str) -> Result<&Path, ImageError> {
-        self.media.get(media).map(|p| p.as_path()).ok_or_else(|| ImageError::UnknownMedia(media.to_string()))
+        self.media
+            .get(media)
+            .map(|p| p.as_path())
+            .ok_or_else(|| ImageError::UnknownMedia(media.to_string()))
     }
 
     /// `<media>/<storage path>`.
@@ -130,7 +140,9 @@ impl Images {
         };
         let mut out = Vec::new();
         for entry in rd.flatten() {
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if !valid_image_name(&name) {
                 continue;
             }
@@ -151,15 +163,23 @@ impl Images {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(e) => return Err(io(format!("read {}", path.display()))(e)),
         };
-        let map: BTreeMap<String, String> = serde_json::from_str(&text)
-            .map_err(|e| ImageError::BadLabelsFile { path: path.clone(), msg: e.to_string() })?;
-        Ok(map.into_iter().filter(|(l, i)| valid_label(l) && valid_image_name(i)).collect())
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| ImageError::BadLabelsFile {
+                path: path.clone(),
+                msg: e.to_string(),
+            })?;
+        Ok(map
+            .into_iter()
+            .filter(|(l, i)| valid_label(l) && valid_image_name(i))
+            .collect())
     }
 
     fn write_labels(&self, labels: &BTreeMap<String, String>) -> Result<(), ImageError> {
         let dir = self.dir()?;
-        let text = serde_json::to_string_pretty(labels)
-            .map_err(|e| ImageError::BadLabelsFile { path: dir.join(LABELS_FILE), msg: e.to_string() })?;
+        let text = serde_json::to_string_pretty(labels).map_err(|e| ImageError::BadLabelsFile {
+            path: dir.join(LABELS_FILE),
+            msg: e.to_string(),
+        })?;
         write_atomic(&dir, LABELS_FILE, text.as_bytes())
     }
 
@@ -192,7 +212,9 @@ impl Images {
         let labels = self.labels().ok()?;
         let image = labels.get(label)?;
         let path = self.dir().ok()?.join(image);
-        fs::metadata(&path).is_ok_and(|m| m.is_file()).then_some(path)
+        fs::metadata(&path)
+            .is_ok_and(|m| m.is_file())
+            .then_some(path)
     }
 
     /// Every image with size, sha256 and labels.
@@ -205,8 +227,18 @@ impl Images {
         for (name, path) in self.files()? {
             let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let sha256 = self.sha256(&path).ok();
-            let l = labels.iter().filter(|(_, i)| **i == name).map(|(l, _)| l.clone()).collect();
-            out.push(ImageInfo { name, path, size, sha256, labels: l });
+            let l = labels
+                .iter()
+                .filter(|(_, i)| **i == name)
+                .map(|(l, _)| l.clone())
+                .collect();
+            out.push(ImageInfo {
+                name,
+                path,
+                size,
+                sha256,
+                labels: l,
+            });
         }
         Ok(out)
     }
@@ -226,7 +258,9 @@ impl Images {
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = f.read(&mut buf).map_err(io(format!("read {}", path.display())))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(io(format!("read {}", path.display())))?;
             if n == 0 {
                 break;
             }
@@ -249,13 +283,22 @@ impl Images {
                 let path = self.media[&name].clone();
                 let available = path.is_dir();
                 let (size, free) = match nix::sys::statvfs::statvfs(&path) {
+                    // statvfs field types differ between 32- and 64-bit
+                    // targets (embedded devices are often 32-bit).
+                    #[allow(clippy::unnecessary_cast)]
                     Ok(s) if available => {
                         let f = s.fragment_size() as u64;
                         (s.blocks() as u64 * f, s.blocks_available() as u64 * f)
                     }
                     _ => (0, 0),
                 };
-                MediaInfo { name, path, available, size, free }
+                MediaInfo {
+                    name,
+                    path,
+                    available,
+                    size,
+                    free,
+                }
             })
             .collect()
     }
@@ -266,12 +309,18 @@ impl Images {
     /// so a symlink cannot make us create anything outside the media).
     pub fn share_path(&self, media: &str, path: &str, create: bool) -> Result<PathBuf, ImageError> {
         let root = self.media_root(media)?;
-        let base = fs::canonicalize(root).map_err(io(format!("media {media} at {}", root.display())))?;
+        let base =
+            fs::canonicalize(root).map_err(io(format!("media {media} at {}", root.display())))?;
         let rel = relative(media, path)?;
-        let escapes = || ImageError::Escapes { media: media.to_string(), path: path.to_string() };
+        let escapes = || ImageError::Escapes {
+            media: media.to_string(),
+            path: path.to_string(),
+        };
         let mut cur = base.clone();
         for comp in rel.components() {
-            let Component::Normal(c) = comp else { return Err(escapes()) };
+            let Component::Normal(c) = comp else {
+                return Err(escapes());
+            };
             let next = cur.join(c);
             match fs::symlink_metadata(&next) {
                 Ok(_) => {
@@ -293,7 +342,7 @@ impl Images {
         if create && !cur.is_dir() {
             return Err(ImageError::Io {
                 op: format!("share {}", cur.display()),
-                source: std::io::Error::new(std::io::ErrorKind::Other, "not a directory"),
+                source: std::io::Error::other("not a directory"),
             });
         }
         Ok(cur)
@@ -309,7 +358,12 @@ fn relative(media: &str, path: &str) -> Result<PathBuf, ImageError> {
         match c {
             Component::Normal(n) => out.push(n),
             Component::CurDir => {}
-            _ => return Err(ImageError::Escapes { media: media.to_string(), path: path.to_string() }),
+            _ => {
+                return Err(ImageError::Escapes {
+                    media: media.to_string(),
+                    path: path.to_string(),
+                })
+            }
         }
     }
     Ok(out)
@@ -321,8 +375,10 @@ pub fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), ImageErro
     let tmp = dir.join(format!(".{name}.tmp"));
     let target = dir.join(name);
     let mut f = fs::File::create(&tmp).map_err(io(format!("create {}", tmp.display())))?;
-    f.write_all(data).map_err(io(format!("write {}", tmp.display())))?;
-    f.sync_all().map_err(io(format!("fsync {}", tmp.display())))?;
+    f.write_all(data)
+        .map_err(io(format!("write {}", tmp.display())))?;
+    f.sync_all()
+        .map_err(io(format!("fsync {}", tmp.display())))?;
     drop(f);
     fs::rename(&tmp, &target).map_err(io(format!("rename to {}", target.display())))?;
     if let Ok(d) = fs::File::open(dir) {
@@ -354,7 +410,10 @@ mod tests {
         let names: Vec<_> = l.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, vec!["a.img", "b.squashfs"]);
         assert_eq!(l[0].size, 7);
-        assert_eq!(l[0].sha256.as_deref(), Some(hex::encode(Sha256::digest(b"image a")).as_str()));
+        assert_eq!(
+            l[0].sha256.as_deref(),
+            Some(hex::encode(Sha256::digest(b"image a")).as_str())
+        );
     }
 
     #[test]
@@ -365,7 +424,10 @@ mod tests {
         assert_eq!(im.resolve("web"), Some(im.dir().unwrap().join("a.img")));
         // The label moves.
         im.set_label("b.squashfs", "web").unwrap();
-        assert_eq!(im.resolve("web"), Some(im.dir().unwrap().join("b.squashfs")));
+        assert_eq!(
+            im.resolve("web"),
+            Some(im.dir().unwrap().join("b.squashfs"))
+        );
         im.set_label("b.squashfs", "web2").unwrap();
         let l = im.list().unwrap();
         assert!(l[0].labels.is_empty());
@@ -374,20 +436,38 @@ mod tests {
         let mut m = HashMap::new();
         m.insert("external".to_string(), t.path().join("ext"));
         let im2 = Images::new(m, Storage::default());
-        assert_eq!(im2.labels().unwrap().get("web").map(String::as_str), Some("b.squashfs"));
+        assert_eq!(
+            im2.labels().unwrap().get("web").map(String::as_str),
+            Some("b.squashfs")
+        );
         im2.remove_label("web").unwrap();
         assert_eq!(im2.resolve("web"), None);
-        assert!(matches!(im2.remove_label("web"), Err(ImageError::NoLabel(_))));
+        assert!(matches!(
+            im2.remove_label("web"),
+            Err(ImageError::NoLabel(_))
+        ));
         assert!(im2.resolve("web2").is_some());
     }
 
     #[test]
     fn label_errors() {
         let (_t, im) = setup();
-        assert!(matches!(im.set_label("a.img", "this-is-too-long-label"), Err(ImageError::BadLabel(_))));
-        assert!(matches!(im.set_label("a.img", "-x"), Err(ImageError::BadLabel(_))));
-        assert!(matches!(im.set_label("nope.img", "x"), Err(ImageError::NoImage(_))));
-        assert!(matches!(im.set_label("../a.img", "x"), Err(ImageError::BadImageName(_))));
+        assert!(matches!(
+            im.set_label("a.img", "this-is-too-long-label"),
+            Err(ImageError::BadLabel(_))
+        ));
+        assert!(matches!(
+            im.set_label("a.img", "-x"),
+            Err(ImageError::BadLabel(_))
+        ));
+        assert!(matches!(
+            im.set_label("nope.img", "x"),
+            Err(ImageError::NoImage(_))
+        ));
+        assert!(matches!(
+            im.set_label("../a.img", "x"),
+            Err(ImageError::BadImageName(_))
+        ));
     }
 
     #[test]
@@ -426,22 +506,38 @@ mod tests {
         let outside = t.path().join("outside");
         fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, t.path().join("ext/link")).unwrap();
-        assert!(matches!(im.share_path("external", "../outside", true), Err(ImageError::Escapes { .. })));
-        assert!(matches!(im.share_path("external", "link", true), Err(ImageError::Escapes { .. })));
+        assert!(matches!(
+            im.share_path("external", "../outside", true),
+            Err(ImageError::Escapes { .. })
+        ));
+        assert!(matches!(
+            im.share_path("external", "link", true),
+            Err(ImageError::Escapes { .. })
+        ));
         // A symlink escape is refused before anything is created below it.
-        assert!(matches!(im.share_path("external", "link/new", true), Err(ImageError::Escapes { .. })));
+        assert!(matches!(
+            im.share_path("external", "link/new", true),
+            Err(ImageError::Escapes { .. })
+        ));
         assert!(!outside.join("new").exists());
-        assert!(matches!(im.share_path("nomedia", "x", true), Err(ImageError::UnknownMedia(_))));
+        assert!(matches!(
+            im.share_path("nomedia", "x", true),
+            Err(ImageError::UnknownMedia(_))
+        ));
         // A symlink that stays inside is fine.
         fs::create_dir_all(t.path().join("ext/real")).unwrap();
         std::os::unix::fs::symlink("real", t.path().join("ext/alias")).unwrap();
-        assert!(im.share_path("external", "alias/sub", true).unwrap().ends_with("real/sub"));
+        assert!(im
+            .share_path("external", "alias/sub", true)
+            .unwrap()
+            .ends_with("real/sub"));
     }
 
     #[test]
     fn media_list_reports_sizes() {
         let (_t, mut im) = setup();
-        im.media.insert("gone".into(), PathBuf::from("/nonexistent/media"));
+        im.media
+            .insert("gone".into(), PathBuf::from("/nonexistent/media"));
         let l = im.media_list();
         assert_eq!(l.len(), 2);
         assert!(l[0].available && l[0].size > 0 && l[0].free <= l[0].size);

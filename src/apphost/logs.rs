@@ -26,7 +26,11 @@ pub struct Logs {
 impl Logs {
     pub fn new(dir: PathBuf, cap: u64) -> std::io::Result<Self> {
         fs::create_dir_all(&dir)?;
-        Ok(Logs { dir, cap, offsets: Mutex::new(HashMap::new()) })
+        Ok(Logs {
+            dir,
+            cap,
+            offsets: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn path(&self, app: &str) -> PathBuf {
@@ -82,13 +86,23 @@ impl Logs {
     /// rotates files over the cap.
     pub fn poll(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let Ok(rd) = fs::read_dir(&self.dir) else { return out };
-        let Ok(mut offsets) = self.offsets.lock() else { return out };
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return out;
+        };
+        let Ok(mut offsets) = self.offsets.lock() else {
+            return out;
+        };
         for e in rd.flatten() {
-            let Ok(name) = e.file_name().into_string() else { continue };
-            let Some(app) = name.strip_suffix(".log") else { continue };
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let Some(app) = name.strip_suffix(".log") else {
+                continue;
+            };
             let path = e.path();
-            let Ok(len) = fs::metadata(&path).map(|m| m.len()) else { continue };
+            let Ok(len) = fs::metadata(&path).map(|m| m.len()) else {
+                continue;
+            };
             // A log first seen (agent start) is followed from its end.
             let off = *offsets.entry(app.to_string()).or_insert(len);
             let off = if len < off { 0 } else { off };
@@ -124,7 +138,9 @@ impl Logs {
 
 /// Complete lines from `off`, and the bytes they took.
 fn read_lines(path: &Path, off: u64) -> (Vec<String>, u64) {
-    let Ok(mut f) = fs::File::open(path) else { return (Vec::new(), 0) };
+    let Ok(mut f) = fs::File::open(path) else {
+        return (Vec::new(), 0);
+    };
     if f.seek(SeekFrom::Start(off)).is_err() {
         return (Vec::new(), 0);
     }
@@ -134,8 +150,13 @@ fn read_lines(path: &Path, off: u64) -> (Vec<String>, u64) {
     if f.take(4 << 20).read_to_end(&mut buf).is_err() {
         return (Vec::new(), 0);
     }
-    let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else { return (Vec::new(), 0) };
-    let lines = String::from_utf8_lossy(&buf[..last_nl]).split('\n').map(|s| s.trim_end_matches('\r').to_string()).collect();
+    let Some(last_nl) = buf.iter().rposition(|b| *b == b'\n') else {
+        return (Vec::new(), 0);
+    };
+    let lines = String::from_utf8_lossy(&buf[..last_nl])
+        .split('\n')
+        .map(|s| s.trim_end_matches('\r').to_string())
+        .collect();
     (lines, last_nl as u64 + 1)
 }
 
@@ -157,7 +178,11 @@ mod tests {
     use std::io::Write;
 
     fn append(p: &Path, s: &str) {
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(p).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
         f.write_all(s.as_bytes()).unwrap();
     }
 
@@ -180,7 +205,10 @@ mod tests {
         append(&p, "old line\n");
         let p = logs.prepare("a").unwrap();
         append(&p, "x1\nx2\npart");
-        assert_eq!(logs.poll(), vec![("a".into(), "x1".into()), ("a".into(), "x2".into())]);
+        assert_eq!(
+            logs.poll(),
+            vec![("a".into(), "x1".into()), ("a".into(), "x2".into())]
+        );
         assert_eq!(logs.poll(), vec![]);
         append(&p, "ial\n");
         assert_eq!(logs.poll(), vec![("a".into(), "partial".into())]);
@@ -201,7 +229,11 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().len(), 0, "rotated");
         assert!(fs::metadata(logs.rotated("a")).unwrap().len() > 100);
         writeln!(w, "after").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "after\n", "writer continues at the new end");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "after\n",
+            "writer continues at the new end"
+        );
         assert_eq!(logs.poll(), vec![("a".into(), "after".into())]);
         assert_eq!(logs.tail("a", 2).unwrap(), "line 19\nafter\n");
     }
@@ -209,7 +241,10 @@ mod tests {
     #[test]
     fn logs_survive_a_new_instance() {
         let t = tempfile::tempdir().unwrap();
-        let p = Logs::new(t.path().to_path_buf(), DEFAULT_LOG_CAP).unwrap().prepare("a").unwrap();
+        let p = Logs::new(t.path().to_path_buf(), DEFAULT_LOG_CAP)
+            .unwrap()
+            .prepare("a")
+            .unwrap();
         append(&p, "kept\n");
         let logs = Logs::new(t.path().to_path_buf(), DEFAULT_LOG_CAP).unwrap();
         assert_eq!(logs.tail("a", 5).unwrap(), "kept\n");

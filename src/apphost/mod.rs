@@ -9,4 +9,4 @@ pub mod reconcile;
 
 pub mod fake;
 
-pub use reconcile::{Apphost, ApphostConfig, ApphostError, AppEvent, AppState, Status};
+pub use reconcile::{AppEvent, AppState, Apphost, ApphostConfig, ApphostError, Status};

@@ -28,7 +28,12 @@ pub struct Desired {
 
 impl Default for Desired {
     fn default() -> Self {
-        Desired { cpu: DEFAULT_CPU, ram: DEFAULT_RAM, storage: Storage::default(), apps: BTreeMap::new() }
+        Desired {
+            cpu: DEFAULT_CPU,
+            ram: DEFAULT_RAM,
+            storage: Storage::default(),
+            apps: BTreeMap::new(),
+        }
     }
 }
 
@@ -41,7 +46,10 @@ pub struct Storage {
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { media: DEFAULT_MEDIA.into(), path: DEFAULT_STORAGE_PATH.into() }
+        Storage {
+            media: DEFAULT_MEDIA.into(),
+            path: DEFAULT_STORAGE_PATH.into(),
+        }
     }
 }
 
@@ -152,7 +160,9 @@ impl Desired {
     /// Reads the typed configuration from a running (or candidate) tree.
     pub fn from_tree(tree: &DataTree<'_>) -> Desired {
         let mut d = Desired::default();
-        let Ok(set) = tree.find_xpath(TOP) else { return d };
+        let Ok(set) = tree.find_xpath(TOP) else {
+            return d;
+        };
         for top in set {
             for child in top.children() {
                 match child.schema().name() {
@@ -195,11 +205,13 @@ fn is_implicit_default(node: &DataNodeRef<'_, '_>) -> bool {
     // SAFETY: `as_raw` is a valid node pointer for the lifetime of `node`;
     // `flags` is a plain field read.
     let flags = unsafe { (*node.as_raw()).flags };
-    flags as u32 & yang2::ffi::LYD_DEFAULT != 0
+    flags & yang2::ffi::LYD_DEFAULT != 0
 }
 
 fn leaf(node: &DataNodeRef<'_, '_>, name: &str) -> Option<String> {
-    node.children().find(|c| c.schema().name() == name).and_then(|c| c.value_canonical())
+    node.children()
+        .find(|c| c.schema().name() == name)
+        .and_then(|c| c.value_canonical())
 }
 
 fn parse_app(node: &DataNodeRef<'_, '_>) -> Option<AppConfig> {
@@ -230,10 +242,8 @@ fn parse_app(node: &DataNodeRef<'_, '_>) -> Option<AppConfig> {
                     app.shell = v;
                 }
             }
-            "netns" => {
-                if c.value_canonical().as_deref() == Some("host-os") {
-                    app.netns = NetnsMode::HostOs;
-                }
+            "netns" if c.value_canonical().as_deref() == Some("host-os") => {
+                app.netns = NetnsMode::HostOs;
             }
             "share" => parse_share(&c, &mut app),
             "environment" => {
@@ -267,7 +277,11 @@ fn parse_share(node: &DataNodeRef<'_, '_>, app: &mut AppConfig) {
             "media" => {
                 if let (Some(media), Some(path)) = (leaf(&c, "media"), leaf(&c, "path")) {
                     let as_path = leaf(&c, "as").unwrap_or_else(|| default_mount_point(&path));
-                    app.media.push(MediaShare { media, path, as_path });
+                    app.media.push(MediaShare {
+                        media,
+                        path,
+                        as_path,
+                    });
                 }
             }
             _ => {}
@@ -332,7 +346,13 @@ mod tests {
         );
         let d = Desired::from_tree(&t);
         assert_eq!((d.cpu, d.ram), (30, 40));
-        assert_eq!(d.storage, Storage { media: "usb".into(), path: "imgs/".into() });
+        assert_eq!(
+            d.storage,
+            Storage {
+                media: "usb".into(),
+                path: "imgs/".into()
+            }
+        );
         let web = &d.apps["web"];
         assert!(web.enable && web.autostart);
         let mut caps = web.capabilities.clone();
@@ -344,14 +364,37 @@ mod tests {
         assert_eq!(
             web.ports,
             vec![
-                PortShare { name: "eth3".into(), as_name: "lan0".into() },
-                PortShare { name: "eth4".into(), as_name: "eth4".into() }
+                PortShare {
+                    name: "eth3".into(),
+                    as_name: "lan0".into()
+                },
+                PortShare {
+                    name: "eth4".into(),
+                    as_name: "eth4".into()
+                }
             ]
         );
-        assert_eq!(web.veths, vec![VethShare { name: "vweb".into(), as_name: "eth0".into() }]);
-        assert!(web.media.contains(&MediaShare { media: "usb".into(), path: "data/www/".into(), as_path: "/data/www".into() }));
-        assert!(web.media.contains(&MediaShare { media: "usb".into(), path: "cfg".into(), as_path: "/etc/app".into() }));
-        assert_eq!(web.env, vec![("A".into(), "1".into()), ("B".into(), "".into())]);
+        assert_eq!(
+            web.veths,
+            vec![VethShare {
+                name: "vweb".into(),
+                as_name: "eth0".into()
+            }]
+        );
+        assert!(web.media.contains(&MediaShare {
+            media: "usb".into(),
+            path: "data/www/".into(),
+            as_path: "/data/www".into()
+        }));
+        assert!(web.media.contains(&MediaShare {
+            media: "usb".into(),
+            path: "cfg".into(),
+            as_path: "/etc/app".into()
+        }));
+        assert_eq!(
+            web.env,
+            vec![("A".into(), "1".into()), ("B".into(), "".into())]
+        );
         assert_eq!(web.image.as_deref(), Some("web-1"));
         let db = &d.apps["db"];
         assert!(!db.enable && !db.autostart);

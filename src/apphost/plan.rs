@@ -48,7 +48,11 @@ pub enum Action {
     /// veths and netns, unmount the rootfs, remove the cgroup.
     StopApp { name: String },
     /// netns, veths, ports, rootfs mount, bundle, run.
-    StartApp { name: String, image: PathBuf, fingerprint: String },
+    StartApp {
+        name: String,
+        image: PathBuf,
+        fingerprint: String,
+    },
 }
 
 /// Whether `app` should be running now.
@@ -64,7 +68,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Action> {
     let mut starts = Vec::new();
 
     for (name, o) in &observed.apps {
-        let wanted = desired.apps.get(name).is_some_and(|a| should_run(a, observed));
+        let wanted = desired
+            .apps
+            .get(name)
+            .is_some_and(|a| should_run(a, observed));
         if !wanted && (o.running.is_some() || o.leftovers) {
             stops.push(Action::StopApp { name: name.clone() });
         }
@@ -73,9 +80,15 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Action> {
         if !should_run(app, observed) {
             continue;
         }
-        let Some(image) = observed.images.get(name) else { continue };
+        let Some(image) = observed.images.get(name) else {
+            continue;
+        };
         let fp = fingerprint(app, image);
-        let start = Action::StartApp { name: name.clone(), image: image.clone(), fingerprint: fp.clone() };
+        let start = Action::StartApp {
+            name: name.clone(),
+            image: image.clone(),
+            fingerprint: fp.clone(),
+        };
         match observed.apps.get(name) {
             Some(o) if o.running.is_some() && o.fingerprint.as_deref() == Some(fp.as_str()) => {}
             Some(o) if o.running.is_some() || o.leftovers => {
@@ -88,7 +101,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Action> {
 
     let mut actions = stops;
     if observed.limits != Some((desired.cpu, desired.ram)) {
-        actions.push(Action::SetLimits { cpu: desired.cpu, ram: desired.ram });
+        actions.push(Action::SetLimits {
+            cpu: desired.cpu,
+            ram: desired.ram,
+        });
     }
     actions.extend(starts);
     actions
@@ -107,7 +123,14 @@ pub fn fingerprint(app: &AppConfig, image: &std::path::Path) -> String {
     };
     put("image", &image.to_string_lossy());
     put("cmd", if app.cmd_explicit { &app.cmd } else { "" });
-    put("netns", if app.netns == NetnsMode::HostOs { "host-os" } else { "user-ns" });
+    put(
+        "netns",
+        if app.netns == NetnsMode::HostOs {
+            "host-os"
+        } else {
+            "user-ns"
+        },
+    );
     let mut caps = app.capabilities.clone();
     caps.sort();
     for c in &caps {
@@ -150,11 +173,17 @@ pub fn simulate(observed: &Observed, actions: &[Action]) -> Observed {
             Action::StopApp { name } => {
                 o.apps.remove(name);
             }
-            Action::StartApp { name, fingerprint, .. } => {
+            Action::StartApp {
+                name, fingerprint, ..
+            } => {
                 next_pid += 1;
                 o.apps.insert(
                     name.clone(),
-                    ObservedApp { running: Some(next_pid), fingerprint: Some(fingerprint.clone()), leftovers: true },
+                    ObservedApp {
+                        running: Some(next_pid),
+                        fingerprint: Some(fingerprint.clone()),
+                        leftovers: true,
+                    },
                 );
             }
         }
@@ -166,6 +195,8 @@ pub fn simulate(observed: &Observed, actions: &[Action]) -> Observed {
 mod tests {
     use super::*;
     use crate::apphost::model::{MediaShare, PortShare, VethShare};
+
+    type Change = Box<dyn Fn(&mut AppConfig)>;
 
     fn app(name: &str, enable: bool) -> AppConfig {
         let mut a = AppConfig::new(name);
@@ -190,7 +221,10 @@ mod tests {
     /// Observed with the limits already set and every named app requested
     /// and resolvable.
     fn observed(d: &Desired, requested: &[&str]) -> Observed {
-        let mut o = Observed { limits: Some((d.cpu, d.ram)), ..Default::default() };
+        let mut o = Observed {
+            limits: Some((d.cpu, d.ram)),
+            ..Default::default()
+        };
         for n in requested {
             o.requested.insert(n.to_string());
             o.images.insert(n.to_string(), img(n));
@@ -200,7 +234,14 @@ mod tests {
 
     fn running(d: &Desired, o: &mut Observed, name: &str, pid: u32) {
         let fp = fingerprint(&d.apps[name], &o.images[name]);
-        o.apps.insert(name.into(), ObservedApp { running: Some(pid), fingerprint: Some(fp), leftovers: true });
+        o.apps.insert(
+            name.into(),
+            ObservedApp {
+                running: Some(pid),
+                fingerprint: Some(fp),
+                leftovers: true,
+            },
+        );
     }
 
     /// The plan converges in one step: planning on its simulated result
@@ -212,7 +253,11 @@ mod tests {
     }
 
     fn start(name: &str, d: &Desired, o: &Observed) -> Action {
-        Action::StartApp { name: name.into(), image: o.images[name].clone(), fingerprint: fingerprint(&d.apps[name], &o.images[name]) }
+        Action::StartApp {
+            name: name.into(),
+            image: o.images[name].clone(),
+            fingerprint: fingerprint(&d.apps[name], &o.images[name]),
+        }
     }
 
     fn stop(name: &str) -> Action {
@@ -224,7 +269,10 @@ mod tests {
         let d = desired(&[app("a", true), app("b", true)]);
         let mut o = observed(&d, &["a"]);
         o.limits = None;
-        assert_eq!(plan(&d, &o), vec![Action::SetLimits { cpu: 25, ram: 25 }, start("a", &d, &o)]);
+        assert_eq!(
+            plan(&d, &o),
+            vec![Action::SetLimits { cpu: 25, ram: 25 }, start("a", &d, &o)]
+        );
         assert_converges(&d, &o);
     }
 
@@ -274,8 +322,22 @@ mod tests {
     fn leftovers_of_unwanted_app_are_removed() {
         let d = desired(&[app("a", true)]);
         let mut o = observed(&d, &[]);
-        o.apps.insert("a".into(), ObservedApp { running: None, fingerprint: None, leftovers: true });
-        o.apps.insert("ghost".into(), ObservedApp { running: None, fingerprint: None, leftovers: true });
+        o.apps.insert(
+            "a".into(),
+            ObservedApp {
+                running: None,
+                fingerprint: None,
+                leftovers: true,
+            },
+        );
+        o.apps.insert(
+            "ghost".into(),
+            ObservedApp {
+                running: None,
+                fingerprint: None,
+                leftovers: true,
+            },
+        );
         assert_eq!(plan(&d, &o), vec![stop("a"), stop("ghost")]);
         assert_converges(&d, &o);
     }
@@ -286,7 +348,14 @@ mod tests {
         // requested start first tears them down.
         let d = desired(&[app("a", true)]);
         let mut o = observed(&d, &["a"]);
-        o.apps.insert("a".into(), ObservedApp { running: None, fingerprint: Some("x".into()), leftovers: true });
+        o.apps.insert(
+            "a".into(),
+            ObservedApp {
+                running: None,
+                fingerprint: Some("x".into()),
+                leftovers: true,
+            },
+        );
         assert_eq!(plan(&d, &o), vec![stop("a"), start("a", &d, &o)]);
         assert_converges(&d, &o);
     }
@@ -318,13 +387,29 @@ mod tests {
         let mut o = observed(&d0, &["a", "b"]);
         running(&d0, &mut o, "a", 42);
         running(&d0, &mut o, "b", 43);
-        let changes: Vec<Box<dyn Fn(&mut AppConfig)>> = vec![
+        let changes: Vec<Change> = vec![
             Box::new(|a| a.cmd_explicit = true),
             Box::new(|a| a.capabilities.push("CAP_NET_ADMIN".into())),
             Box::new(|a| a.netns = NetnsMode::HostOs),
-            Box::new(|a| a.ports.push(PortShare { name: "eth3".into(), as_name: "eth3".into() })),
-            Box::new(|a| a.veths.push(VethShare { name: "v1".into(), as_name: "eth0".into() })),
-            Box::new(|a| a.media.push(MediaShare { media: "m".into(), path: "p".into(), as_path: "/p".into() })),
+            Box::new(|a| {
+                a.ports.push(PortShare {
+                    name: "eth3".into(),
+                    as_name: "eth3".into(),
+                })
+            }),
+            Box::new(|a| {
+                a.veths.push(VethShare {
+                    name: "v1".into(),
+                    as_name: "eth0".into(),
+                })
+            }),
+            Box::new(|a| {
+                a.media.push(MediaShare {
+                    media: "m".into(),
+                    path: "p".into(),
+                    as_path: "/p".into(),
+                })
+            }),
             Box::new(|a| a.env.push(("X".into(), "1".into()))),
         ];
         for change in changes {
@@ -391,12 +476,18 @@ mod tests {
     fn stops_come_before_starts() {
         // b takes over a port a gives up in the same commit.
         let mut a0 = app("a", true);
-        a0.ports.push(PortShare { name: "eth3".into(), as_name: "eth3".into() });
+        a0.ports.push(PortShare {
+            name: "eth3".into(),
+            as_name: "eth3".into(),
+        });
         let d0 = desired(&[a0, app("b", true)]);
         let mut o = observed(&d0, &["a", "b"]);
         running(&d0, &mut o, "a", 42);
         let mut b = app("b", true);
-        b.ports.push(PortShare { name: "eth3".into(), as_name: "eth3".into() });
+        b.ports.push(PortShare {
+            name: "eth3".into(),
+            as_name: "eth3".into(),
+        });
         let d = desired(&[app("a", false), b]);
         let p = plan(&d, &o);
         assert_eq!(p, vec![stop("a"), start("b", &d, &o)]);

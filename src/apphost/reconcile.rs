@@ -22,7 +22,7 @@ use yang2::data::DataTree;
 use super::images::{valid_label, ImageError, Images};
 use super::logs::{Logs, DEFAULT_LOG_CAP};
 use super::model::{pred, AppConfig, Desired, NetnsMode, Storage, TOP};
-use super::plan::{plan, Action, ObservedApp, Observed};
+use super::plan::{plan, Action, Observed, ObservedApp};
 use crate::error::{ErrorTag, RpcError};
 use crate::os::{oci, BindMount, BundleSpec, Os, OsError};
 use crate::schema;
@@ -133,8 +133,16 @@ impl Default for AppState {
 /// Events for notifications (`app-state-changed`, `app-log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppEvent {
-    StateChanged { app: String, status: Status, previous: Status, reason: String },
-    Log { app: String, line: String },
+    StateChanged {
+        app: String,
+        status: Status,
+        previous: Status,
+        reason: String,
+    },
+    Log {
+        app: String,
+        line: String,
+    },
 }
 
 /// What a started app holds, stored in its directory: teardown after an
@@ -251,7 +259,8 @@ impl Apphost {
         };
         fs::create_dir_all(cfg.state_dir.join("apps")).map_err(io("create state dir"))?;
         fs::create_dir_all(cfg.state_dir.join("runtime")).map_err(io("create runtime dir"))?;
-        let logs = Logs::new(cfg.state_dir.join("logs"), cfg.log_cap).map_err(io("create log dir"))?;
+        let logs =
+            Logs::new(cfg.state_dir.join("logs"), cfg.log_cap).map_err(io("create log dir"))?;
         if let Err(e) = become_subreaper() {
             tracing::warn!(error = %e, "cannot become child subreaper; container exit status is lost");
         }
@@ -323,7 +332,10 @@ impl Apphost {
         match self.inner.state(app) {
             Some(s) if s.status == Status::Failed => Err(RpcError::app(
                 ErrorTag::OperationFailed,
-                format!("stopping app '{app}' failed: {}", s.last_error.unwrap_or_default()),
+                format!(
+                    "stopping app '{app}' failed: {}",
+                    s.last_error.unwrap_or_default()
+                ),
             )),
             _ => Ok(()),
         }
@@ -350,11 +362,20 @@ impl Apphost {
     pub fn reload(&self, label: Option<&str>) -> Result<(), RpcError> {
         let mut core = lock(&self.inner.core);
         if let Some(l) = label {
-            let known = lock(&self.inner.images).labels().map(|m| m.contains_key(l)).unwrap_or(false);
-            let used = core.desired.apps.values().any(|a| a.image.as_deref() == Some(l));
+            let known = lock(&self.inner.images)
+                .labels()
+                .map(|m| m.contains_key(l))
+                .unwrap_or(false);
+            let used = core
+                .desired
+                .apps
+                .values()
+                .any(|a| a.image.as_deref() == Some(l));
             if !known && !used {
-                return Err(RpcError::app(ErrorTag::InvalidValue, format!("no label '{l}'"))
-                    .with_path(rpc_path("reload", "label")));
+                return Err(
+                    RpcError::app(ErrorTag::InvalidValue, format!("no label '{l}'"))
+                        .with_path(rpc_path("reload", "label")),
+                );
             }
         }
         let names: Vec<String> = core
@@ -380,7 +401,10 @@ impl Apphost {
             return Err(unknown_app("show-log", app));
         }
         self.inner.logs.tail(app, lines as usize).map_err(|e| {
-            RpcError::app(ErrorTag::OperationFailed, format!("reading the log of '{app}': {e}"))
+            RpcError::app(
+                ErrorTag::OperationFailed,
+                format!("reading the log of '{app}': {e}"),
+            )
         })
     }
 
@@ -391,7 +415,10 @@ impl Apphost {
             None => return Err(unknown_app("attach", app)),
         };
         if self.inner.state(app).map(|s| s.status) != Some(Status::Running) {
-            return Err(RpcError::app(ErrorTag::OperationFailed, format!("app '{app}' is not running")));
+            return Err(RpcError::app(
+                ErrorTag::OperationFailed,
+                format!("app '{app}' is not running"),
+            ));
         }
         Ok(self.inner.os.runtime.exec_command(app, tty, &[shell]))
     }
@@ -418,7 +445,11 @@ impl Apphost {
 }
 
 fn unknown_app(rpc: &str, app: &str) -> RpcError {
-    RpcError::app(ErrorTag::InvalidValue, format!("no app '{app}' is configured")).with_path(rpc_path(rpc, "app"))
+    RpcError::app(
+        ErrorTag::InvalidValue,
+        format!("no app '{app}' is configured"),
+    )
+    .with_path(rpc_path(rpc, "app"))
 }
 
 fn image_rpc_error(rpc: &str, e: ImageError) -> RpcError {
@@ -480,7 +511,13 @@ impl Inner {
         let status = row.status;
         drop(table);
         if status != previous {
-            tracing::info!(app, status = status.as_str(), previous = previous.as_str(), reason, "app state");
+            tracing::info!(
+                app,
+                status = status.as_str(),
+                previous = previous.as_str(),
+                reason,
+                "app state"
+            );
             let _ = self.events.send(AppEvent::StateChanged {
                 app: app.to_string(),
                 status,
@@ -532,12 +569,20 @@ impl Inner {
             if !matches!(c.status.as_str(), "running" | "created" | "paused") {
                 continue;
             }
-            let Some(rec) = self.read_record(&c.id) else { continue };
+            let Some(rec) = self.read_record(&c.id) else {
+                continue;
+            };
             tracing::info!(app = c.id, pid = c.pid, "found running container");
             core.requested.insert(c.id.clone());
             core.pids.insert(c.id.clone(), c.pid);
             if let Some(label) = &rec.label {
-                core.pins.insert(c.id.clone(), Pin { label: label.clone(), image: rec.image.clone() });
+                core.pins.insert(
+                    c.id.clone(),
+                    Pin {
+                        label: label.clone(),
+                        image: rec.image.clone(),
+                    },
+                );
             }
             self.update(&c.id, "adopted", |r| {
                 r.status = Status::Running;
@@ -569,20 +614,32 @@ impl Inner {
                     .iter()
                     .map(|(n, p)| {
                         let fp = self.read_record(n).map(|r| r.fingerprint);
-                        (n.clone(), ObservedApp { running: Some(*p), fingerprint: fp, leftovers: true })
+                        (
+                            n.clone(),
+                            ObservedApp {
+                                running: Some(*p),
+                                fingerprint: fp,
+                                leftovers: true,
+                            },
+                        )
                     })
                     .collect();
             }
         };
         let mut names: BTreeSet<String> = containers.iter().map(|c| c.id.clone()).collect();
         if let Ok(rd) = fs::read_dir(self.cfg.state_dir.join("apps")) {
-            names.extend(rd.flatten().filter_map(|e| e.file_name().into_string().ok()));
+            names.extend(
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok()),
+            );
         }
         names.extend(core.pids.keys().cloned());
         let mut out = BTreeMap::new();
         for name in names {
             let c = containers.iter().find(|c| c.id == name);
-            let running = c.filter(|c| matches!(c.status.as_str(), "running" | "created" | "paused")).map(|c| c.pid);
+            let running = c
+                .filter(|c| matches!(c.status.as_str(), "running" | "created" | "paused"))
+                .map(|c| c.pid);
             let rec = self.read_record(&name);
             let dir = self.app_dir(&name);
             let leftovers = c.is_some() || rec.is_some() || self.os.rootfs.is_mounted(&dir);
@@ -610,7 +667,14 @@ impl Inner {
                 continue;
             }
             let fingerprint = rec.map(|r| r.fingerprint);
-            out.insert(name, ObservedApp { running, fingerprint, leftovers });
+            out.insert(
+                name,
+                ObservedApp {
+                    running,
+                    fingerprint,
+                    leftovers,
+                },
+            );
         }
         out
     }
@@ -620,7 +684,12 @@ impl Inner {
             return;
         }
         let apps = self.observe(core);
-        let mut obs = Observed { limits: core.limits, apps, requested: core.requested.clone(), images: BTreeMap::new() };
+        let mut obs = Observed {
+            limits: core.limits,
+            apps,
+            requested: core.requested.clone(),
+            images: BTreeMap::new(),
+        };
         {
             let images = lock(&self.images);
             for (name, app) in &core.desired.apps {
@@ -629,11 +698,21 @@ impl Inner {
                     continue;
                 };
                 let running = obs.apps.get(name).is_some_and(|o| o.running.is_some());
-                let pinned = core.pins.get(name).filter(|p| running && p.label == *label).map(|p| p.image.clone());
+                let pinned = core
+                    .pins
+                    .get(name)
+                    .filter(|p| running && p.label == *label)
+                    .map(|p| p.image.clone());
                 match pinned.or_else(|| images.resolve(label)) {
                     Some(path) => {
                         obs.images.insert(name.clone(), path.clone());
-                        core.pins.insert(name.clone(), Pin { label: label.clone(), image: path });
+                        core.pins.insert(
+                            name.clone(),
+                            Pin {
+                                label: label.clone(),
+                                image: path,
+                            },
+                        );
                     }
                     None => {
                         core.pins.remove(name);
@@ -664,15 +743,24 @@ impl Inner {
                     match self.stop_app(&name) {
                         Ok(()) => self.update(&name, "stopped", |r| {
                             r.pid = None;
-                            if matches!(r.status, Status::Running | Status::Stopping | Status::Starting) {
+                            if matches!(
+                                r.status,
+                                Status::Running | Status::Stopping | Status::Starting
+                            ) {
                                 r.status = Status::Stopped;
                             }
                         }),
                         Err(e) => self.fail(&name, &format!("stop: {e}")),
                     }
                 }
-                Action::StartApp { name, image, fingerprint } => {
-                    let Some(app) = core.desired.apps.get(&name).cloned() else { continue };
+                Action::StartApp {
+                    name,
+                    image,
+                    fingerprint,
+                } => {
+                    let Some(app) = core.desired.apps.get(&name).cloned() else {
+                        continue;
+                    };
                     self.update(&name, "start", |r| r.status = Status::Starting);
                     match self.start_app(&app, &image, &fingerprint) {
                         Ok((pid, rec)) => {
@@ -716,7 +804,12 @@ impl Inner {
             let resolvable = obs.images.contains_key(name);
             self.update(name, "reconciled", |r| {
                 if !app.enable {
-                    *r = AppState { status: Status::Disabled, restart_count: r.restart_count, last_error: r.last_error.take(), ..Default::default() };
+                    *r = AppState {
+                        status: Status::Disabled,
+                        restart_count: r.restart_count,
+                        last_error: r.last_error.take(),
+                        ..Default::default()
+                    };
                 } else if let Some(pid) = running {
                     r.status = Status::Running;
                     r.pid = Some(pid);
@@ -746,7 +839,12 @@ impl Inner {
         total / 100 * u64::from(ram_percent)
     }
 
-    fn start_app(&self, app: &AppConfig, image: &Path, fingerprint: &str) -> Result<(u32, StartRecord), String> {
+    fn start_app(
+        &self,
+        app: &AppConfig,
+        image: &Path,
+        fingerprint: &str,
+    ) -> Result<(u32, StartRecord), String> {
         let name = app.name.as_str();
         let dir = self.app_dir(name);
         fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
@@ -767,16 +865,25 @@ impl Inner {
         // can be undone, also by a later agent.
         self.write_record(name, &rec)?;
         let netns = if user_ns {
-            self.os.net.create_netns(name).map_err(|e| format!("netns: {e}"))?;
+            self.os
+                .net
+                .create_netns(name)
+                .map_err(|e| format!("netns: {e}"))?;
             for v in &app.veths {
                 rec.veths.push(v.name.clone());
                 self.write_record(name, &rec)?;
-                self.os.net.add_veth(&v.name, &v.as_name, name).map_err(|e| format!("veth {}: {e}", v.name))?;
+                self.os
+                    .net
+                    .add_veth(&v.name, &v.as_name, name)
+                    .map_err(|e| format!("veth {}: {e}", v.name))?;
             }
             for p in &app.ports {
                 rec.ports.push((p.name.clone(), p.as_name.clone()));
                 self.write_record(name, &rec)?;
-                self.os.net.move_port(&p.name, name, &p.as_name).map_err(|e| format!("port {}: {e}", p.name))?;
+                self.os
+                    .net
+                    .move_port(&p.name, name, &p.as_name)
+                    .map_err(|e| format!("port {}: {e}", p.name))?;
             }
             Some(self.os.net.netns_path(name))
         } else {
@@ -784,13 +891,21 @@ impl Inner {
         };
         let ram = lock(&self.snapshot).ram;
         let tmpfs = self.ram_budget(ram).min(self.cfg.tmpfs_max).max(1 << 20);
-        let rootfs = self.os.rootfs.mount(image, &dir, tmpfs).map_err(|e| format!("rootfs: {e}"))?;
+        let rootfs = self
+            .os
+            .rootfs
+            .mount(image, &dir, tmpfs)
+            .map_err(|e| format!("rootfs: {e}"))?;
         let mut mounts = Vec::new();
         for m in &app.media {
             let source = lock(&self.images)
                 .share_path(&m.media, &m.path, true)
                 .map_err(|e| format!("media share {}:{}: {e}", m.media, m.path))?;
-            mounts.push(BindMount { source, destination: m.as_path.clone(), readonly: false });
+            mounts.push(BindMount {
+                source,
+                destination: m.as_path.clone(),
+                readonly: false,
+            });
         }
         let entry = entry_point(app, image);
         let spec = BundleSpec {
@@ -806,8 +921,15 @@ impl Inner {
             mounts,
         };
         oci::write_bundle(&dir, &spec).map_err(|e| format!("bundle: {e}"))?;
-        let log = self.logs.prepare(name).map_err(|e| format!("log file: {e}"))?;
-        let pid = self.os.runtime.run(name, &dir, &log).map_err(|e| format!("run: {e}"))?;
+        let log = self
+            .logs
+            .prepare(name)
+            .map_err(|e| format!("log file: {e}"))?;
+        let pid = self
+            .os
+            .runtime
+            .run(name, &dir, &log)
+            .map_err(|e| format!("run: {e}"))?;
         rec.pid = Some(pid);
         rec.started_at = Some(now_rfc3339());
         self.write_record(name, &rec)?;
@@ -822,12 +944,15 @@ impl Inner {
         let mut errors: Vec<String> = Vec::new();
         let rec = self.read_record(name);
         let rt = &self.os.runtime;
-        let alive = |st: &Result<Option<crate::os::ContainerState>, OsError>| {
-            matches!(st, Ok(Some(c)) if matches!(c.status.as_str(), "running" | "created" | "paused"))
-        };
+        let alive = |st: &Result<Option<crate::os::ContainerState>, OsError>| matches!(st, Ok(Some(c)) if matches!(c.status.as_str(), "running" | "created" | "paused"));
         let st = rt.state(name);
         if alive(&st) {
-            let pid = st.as_ref().ok().and_then(|s| s.as_ref()).map(|c| c.pid).unwrap_or(0);
+            let pid = st
+                .as_ref()
+                .ok()
+                .and_then(|s| s.as_ref())
+                .map(|c| c.pid)
+                .unwrap_or(0);
             if let Err(e) = rt.kill(name, libc::SIGTERM) {
                 tracing::warn!(app = name, error = %e, "SIGTERM");
             }
@@ -869,7 +994,8 @@ impl Inner {
                 }
             }
         }
-        let has_netns = rec.as_ref().is_some_and(|r| r.netns) || self.os.net.netns_path(name).exists();
+        let has_netns =
+            rec.as_ref().is_some_and(|r| r.netns) || self.os.net.netns_path(name).exists();
         if has_netns {
             if let Err(e) = self.os.net.delete_netns(name) {
                 errors.push(format!("delete netns: {e}"));
@@ -898,11 +1024,15 @@ impl Inner {
 
     fn lifecycle(&self, rpc: &str, app: &str, restart: bool) -> Result<(), RpcError> {
         let mut core = lock(&self.core);
-        let Some(cfg) = core.desired.apps.get(app) else { return Err(unknown_app(rpc, app)) };
+        let Some(cfg) = core.desired.apps.get(app) else {
+            return Err(unknown_app(rpc, app));
+        };
         if !cfg.enable {
             return Err(RpcError::app(
                 ErrorTag::OperationFailed,
-                format!("app '{app}' is not enabled; set /app-hosting/app[name='{app}']/enable to true"),
+                format!(
+                    "app '{app}' is not enabled; set /app-hosting/app[name='{app}']/enable to true"
+                ),
             )
             .with_path(rpc_path(rpc, "app")));
         }
@@ -921,7 +1051,10 @@ impl Inner {
             Some(s) if s.status == Status::Running => Ok(()),
             Some(s) if s.status == Status::NoImage => Err(RpcError::app(
                 ErrorTag::OperationFailed,
-                format!("app '{app}': image label '{}' names no image", cfg_label(&core, app)),
+                format!(
+                    "app '{app}': image label '{}' names no image",
+                    cfg_label(&core, app)
+                ),
             )),
             Some(s) => Err(RpcError::app(
                 ErrorTag::OperationFailed,
@@ -931,7 +1064,10 @@ impl Inner {
                     s.last_error.unwrap_or_else(|| "not started".into())
                 ),
             )),
-            None => Err(RpcError::app(ErrorTag::OperationFailed, format!("app '{app}' has no state"))),
+            None => Err(RpcError::app(
+                ErrorTag::OperationFailed,
+                format!("app '{app}' has no state"),
+            )),
         }
     }
 
@@ -945,7 +1081,9 @@ impl Inner {
         let mut our_veths = BTreeSet::new();
         if let Ok(rd) = fs::read_dir(self.cfg.state_dir.join("apps")) {
             for e in rd.flatten() {
-                let Ok(n) = e.file_name().into_string() else { continue };
+                let Ok(n) = e.file_name().into_string() else {
+                    continue;
+                };
                 if let Some(r) = self.read_record(&n) {
                     our_ports.extend(r.ports.into_iter().map(|(h, _)| h));
                     our_veths.extend(r.veths);
@@ -954,7 +1092,9 @@ impl Inner {
         }
         let images = lock(&self.images);
         let bad = |path: String, tag: &str, msg: String| {
-            RpcError::app(ErrorTag::InvalidValue, msg).with_path(path).with_app_tag(tag)
+            RpcError::app(ErrorTag::InvalidValue, msg)
+                .with_path(path)
+                .with_app_tag(tag)
         };
         for app in d.apps.values() {
             let base = app.path();
@@ -962,7 +1102,11 @@ impl Inner {
             for p in &app.ports {
                 let path = format!("{base}/share/port[name={}]", pred(&p.name));
                 if !valid_ifname(&p.name) || !valid_ifname(&p.as_name) {
-                    errs.push(bad(format!("{path}/as"), "bad-interface-name", format!("invalid interface name '{}'", p.as_name)));
+                    errs.push(bad(
+                        format!("{path}/as"),
+                        "bad-interface-name",
+                        format!("invalid interface name '{}'", p.as_name),
+                    ));
                 }
                 if !self.os.net.link_exists(&p.name) && !our_ports.contains(&p.name) {
                     errs.push(bad(
@@ -972,19 +1116,30 @@ impl Inner {
                     ));
                 }
                 if let Some(other) = inside.insert(&p.as_name, format!("{path}/as")) {
-                    errs.push(bad(other, "name-collision", format!("app '{}': two interfaces named '{}'", app.name, p.as_name)));
+                    errs.push(bad(
+                        other,
+                        "name-collision",
+                        format!("app '{}': two interfaces named '{}'", app.name, p.as_name),
+                    ));
                 }
             }
             for v in &app.veths {
                 let path = format!("{base}/share/veth[name={}]", pred(&v.name));
                 if !valid_ifname(&v.name) || !valid_ifname(&v.as_name) {
-                    errs.push(bad(format!("{path}/as"), "bad-interface-name", format!("invalid interface name '{}'", v.as_name)));
+                    errs.push(bad(
+                        format!("{path}/as"),
+                        "bad-interface-name",
+                        format!("invalid interface name '{}'", v.as_name),
+                    ));
                 }
                 if self.os.net.link_exists(&v.name) && !our_veths.contains(&v.name) {
                     errs.push(bad(
                         format!("{path}/name"),
                         "veth-exists",
-                        format!("app '{}': interface '{}' already exists on the host", app.name, v.name),
+                        format!(
+                            "app '{}': interface '{}' already exists on the host",
+                            app.name, v.name
+                        ),
                     ));
                 }
                 if inside.insert(&v.as_name, format!("{path}/as")).is_some() {
@@ -996,23 +1151,37 @@ impl Inner {
                 }
             }
             for m in &app.media {
-                let path = format!("{base}/share/media[media={}][path={}]", pred(&m.media), pred(&m.path));
+                let path = format!(
+                    "{base}/share/media[media={}][path={}]",
+                    pred(&m.media),
+                    pred(&m.path)
+                );
                 match images.share_path(&m.media, &m.path, false) {
                     Ok(_) => {}
-                    Err(ImageError::UnknownMedia(_)) => {
-                        errs.push(bad(format!("{path}/media"), "unknown-media", format!("no media '{}'", m.media)))
-                    }
+                    Err(ImageError::UnknownMedia(_)) => errs.push(bad(
+                        format!("{path}/media"),
+                        "unknown-media",
+                        format!("no media '{}'", m.media),
+                    )),
                     Err(ImageError::Escapes { .. }) => errs.push(bad(
                         format!("{path}/path"),
                         "path-escapes-media",
                         format!("'{}' leads outside media '{}'", m.path, m.media),
                     )),
-                    Err(e) => errs.push(bad(format!("{path}/path"), "media-unavailable", e.to_string())),
+                    Err(e) => errs.push(bad(
+                        format!("{path}/path"),
+                        "media-unavailable",
+                        e.to_string(),
+                    )),
                 }
             }
             if let Some(l) = &app.image {
                 if !valid_label(l) {
-                    errs.push(bad(format!("{base}/image"), "bad-label", format!("invalid label '{l}'")));
+                    errs.push(bad(
+                        format!("{base}/image"),
+                        "bad-label",
+                        format!("invalid label '{l}'"),
+                    ));
                 }
             }
         }
@@ -1024,7 +1193,10 @@ impl Inner {
     fn state_tree(&self) -> Result<DataTree<'static>, yang2::Error> {
         let mut t = DataTree::new(schema::context());
         let clean = |s: &str| s.replace('\0', "");
-        let rows: Vec<(String, AppState)> = lock(&self.table).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let rows: Vec<(String, AppState)> = lock(&self.table)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (name, s) in &rows {
             let base = format!("{TOP}/app[name={}]/state", pred(name));
             t.new_path(&format!("{base}/status"), Some(s.status.as_str()), false)?;
@@ -1035,18 +1207,30 @@ impl Inner {
                 t.new_path(&format!("{base}/started-at"), Some(v), false)?;
             }
             if let Some(v) = &s.image_file {
-                t.new_path(&format!("{base}/image-file"), Some(&clean(&v.to_string_lossy())), false)?;
+                t.new_path(
+                    &format!("{base}/image-file"),
+                    Some(&clean(&v.to_string_lossy())),
+                    false,
+                )?;
             }
             if let Some(v) = &s.image_sha256 {
                 t.new_path(&format!("{base}/image-sha256"), Some(v), false)?;
             }
-            t.new_path(&format!("{base}/restart-count"), Some(&s.restart_count.to_string()), false)?;
+            t.new_path(
+                &format!("{base}/restart-count"),
+                Some(&s.restart_count.to_string()),
+                false,
+            )?;
             if let Some(v) = &s.last_error {
                 t.new_path(&format!("{base}/last-error"), Some(&clean(v)), false)?;
             }
             if s.status == Status::Running {
                 if let Some((mem, cpu)) = self.os.cgroups.usage(name) {
-                    t.new_path(&format!("{base}/memory-usage"), Some(&mem.to_string()), false)?;
+                    t.new_path(
+                        &format!("{base}/memory-usage"),
+                        Some(&mem.to_string()),
+                        false,
+                    )?;
                     t.new_path(&format!("{base}/cpu-usage"), Some(&cpu.to_string()), false)?;
                 }
             }
@@ -1058,12 +1242,24 @@ impl Inner {
                 tracing::warn!(error = %e, "listing images");
                 Vec::new()
             });
-            (images.media_list(), list, images.labels().unwrap_or_default())
+            (
+                images.media_list(),
+                list,
+                images.labels().unwrap_or_default(),
+            )
         };
         for m in media {
             let base = format!("{TOP}/media[name={}]", pred(&m.name));
-            t.new_path(&format!("{base}/path"), Some(&clean(&m.path.to_string_lossy())), false)?;
-            t.new_path(&format!("{base}/available"), Some(if m.available { "true" } else { "false" }), false)?;
+            t.new_path(
+                &format!("{base}/path"),
+                Some(&clean(&m.path.to_string_lossy())),
+                false,
+            )?;
+            t.new_path(
+                &format!("{base}/available"),
+                Some(if m.available { "true" } else { "false" }),
+                false,
+            )?;
             t.new_path(&format!("{base}/size"), Some(&m.size.to_string()), false)?;
             t.new_path(&format!("{base}/free"), Some(&m.free.to_string()), false)?;
         }
@@ -1077,7 +1273,11 @@ impl Inner {
                 t.new_path(&format!("{base}/label[.={}]", pred(l)), None, false)?;
             }
             for a in desired.apps.values() {
-                let uses = a.image.as_ref().and_then(|l| labels.get(l)).is_some_and(|img| *img == i.name);
+                let uses = a
+                    .image
+                    .as_ref()
+                    .and_then(|l| labels.get(l))
+                    .is_some_and(|img| *img == i.name);
                 if uses {
                     t.new_path(&format!("{base}/used-by[.={}]", pred(&a.name)), None, false)?;
                 }
@@ -1088,7 +1288,11 @@ impl Inner {
 }
 
 fn cfg_label(core: &Core, app: &str) -> String {
-    core.desired.apps.get(app).and_then(|a| a.image.clone()).unwrap_or_default()
+    core.desired
+        .apps
+        .get(app)
+        .and_then(|a| a.image.clone())
+        .unwrap_or_default()
 }
 
 fn valid_ifname(n: &str) -> bool {
@@ -1096,7 +1300,8 @@ fn valid_ifname(n: &str) -> bool {
     !b.is_empty()
         && b.len() <= 15
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 // ===== entry point =====
@@ -1134,7 +1339,10 @@ pub fn entry_point(app: &AppConfig, image: &Path) -> Entry {
     for (k, v) in &app.env {
         set(k.clone(), v.clone());
     }
-    let image_args: Vec<String> = oci.as_ref().map(|c| c.entrypoint.iter().chain(&c.cmd).cloned().collect()).unwrap_or_default();
+    let image_args: Vec<String> = oci
+        .as_ref()
+        .map(|c| c.entrypoint.iter().chain(&c.cmd).cloned().collect())
+        .unwrap_or_default();
     let args = if app.cmd_explicit {
         split_command(&app.cmd)
     } else if !image_args.is_empty() {
@@ -1142,8 +1350,15 @@ pub fn entry_point(app: &AppConfig, image: &Path) -> Entry {
     } else {
         vec![app.cmd.clone()]
     };
-    let args = if args.is_empty() { vec![super::model::DEFAULT_CMD.to_string()] } else { args };
-    let cwd = oci.and_then(|c| c.working_dir).filter(|w| w.starts_with('/')).unwrap_or_else(|| "/".into());
+    let args = if args.is_empty() {
+        vec![super::model::DEFAULT_CMD.to_string()]
+    } else {
+        args
+    };
+    let cwd = oci
+        .and_then(|c| c.working_dir)
+        .filter(|w| w.starts_with('/'))
+        .unwrap_or_else(|| "/".into());
     Entry { args, env, cwd }
 }
 
@@ -1165,14 +1380,22 @@ fn image_config(image: &Path) -> Option<ImageConfig> {
     let strings = |key: &str| -> Vec<String> {
         c.get(key)
             .and_then(|x| x.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Some(ImageConfig {
         entrypoint: strings("Entrypoint"),
         cmd: strings("Cmd"),
         env: strings("Env"),
-        working_dir: c.get("WorkingDir").and_then(|w| w.as_str()).filter(|w| !w.is_empty()).map(str::to_string),
+        working_dir: c
+            .get("WorkingDir")
+            .and_then(|w| w.as_str())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -1223,8 +1446,14 @@ mod tests {
 
     #[test]
     fn split_command_words_and_quotes() {
-        assert_eq!(split_command("/bin/sh -c 'echo hi; sleep 1'"), vec!["/bin/sh", "-c", "echo hi; sleep 1"]);
-        assert_eq!(split_command(r#"a "b c" d\ e ''"#), vec!["a", "b c", "d e", ""]);
+        assert_eq!(
+            split_command("/bin/sh -c 'echo hi; sleep 1'"),
+            vec!["/bin/sh", "-c", "echo hi; sleep 1"]
+        );
+        assert_eq!(
+            split_command(r#"a "b c" d\ e ''"#),
+            vec!["a", "b c", "d e", ""]
+        );
         assert_eq!(split_command("  "), Vec::<String>::new());
     }
 
@@ -1249,10 +1478,16 @@ mod tests {
         assert_eq!(e.args, vec!["/bin/httpd", "-f", "-p", "80"]);
         assert_eq!(e.cwd, "/www");
         assert!(e.env.contains(&("A".into(), "img".into())));
-        assert!(e.env.contains(&("B".into(), "app".into())), "app env overrides image env");
+        assert!(
+            e.env.contains(&("B".into(), "app".into())),
+            "app env overrides image env"
+        );
         assert_eq!(e.env[0].0, "PATH");
         app.cmd = "/bin/sh -c 'sleep 5'".into();
         app.cmd_explicit = true;
-        assert_eq!(entry_point(&app, &img).args, vec!["/bin/sh", "-c", "sleep 5"]);
+        assert_eq!(
+            entry_point(&app, &img).args,
+            vec!["/bin/sh", "-c", "sleep 5"]
+        );
     }
 }

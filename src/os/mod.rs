@@ -125,6 +125,8 @@ pub struct OsConfig {
 impl Os {
     /// Placeholder on the `domain` branch: the `os` branch implements it.
     pub fn real(_cfg: &OsConfig) -> Result<Os, OsError> {
-        Err(OsError::Command("Os::real is implemented on the os branch".into()))
+        Err(OsError::Command(
+            "Os::real is implemented on the os branch".into(),
+        ))
     }
 }

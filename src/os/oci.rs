@@ -7,7 +7,13 @@ use std::path::Path;
 use super::{BundleSpec, OsError};
 
 pub fn write_bundle(dir: &Path, spec: &BundleSpec) -> Result<(), OsError> {
-    std::fs::create_dir_all(dir).map_err(|source| OsError::Io { op: format!("create {}", dir.display()), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| OsError::Io {
+        op: format!("create {}", dir.display()),
+        source,
+    })?;
     let path = dir.join("config.json");
-    std::fs::write(&path, format!("{spec:#?}")).map_err(|source| OsError::Io { op: format!("write {}", path.display()), source })
+    std::fs::write(&path, format!("{spec:#?}")).map_err(|source| OsError::Io {
+        op: format!("write {}", path.display()),
+        source,
+    })
 }
