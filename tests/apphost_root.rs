@@ -158,6 +158,11 @@ fn real_start_log_teardown_and_adoption() {
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     assert!(!link_on_host(TAP), "port moved into the app");
     assert!(link_on_host(VETH), "veth host end");
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.contains(&format!("apphost-roottest/{APP}")),
+        "app cgroup below the parent: {cg}"
+    );
     wait_for("log lines", Duration::from_secs(10), || {
         let log = ah.show_log(APP, 50).unwrap();
         log.contains("hello-from-app GREETING=hi")
@@ -198,11 +203,60 @@ fn real_start_log_teardown_and_adoption() {
     ah.apply(&tree(""));
     ah.reconcile_now();
     assert!(ah.app_state(APP).is_none());
+    assert!(
+        !t.join(format!("state/apps/{APP}")).exists(),
+        "app dir removed"
+    );
     drop(ah);
     sh(&format!("ip link del {TAP}"));
+    // The shared parent group outlives apps by design; the test removes it.
+    sh("for d in /sys/fs/cgroup/*/apphost-roottest /sys/fs/cgroup/apphost-roottest; do [ -d $d ] && rmdir $d; done; true");
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(&t.display().to_string()),
         "mounts left: {mounts}"
     );
+}
+
+#[test]
+#[cfg_attr(not(feature = "test_as_root"), ignore)]
+fn real_exit_is_noticed_with_its_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::create_dir_all(t.join("ext/app/images")).unwrap();
+    build_image(&t.join("ext/app/images/bb.img"));
+    let ah = apphost(t);
+    ah.set_label("bb.img", "bb").unwrap();
+    let cfg = "<app><name>ahroot2</name><enable>true</enable><autostart>true</autostart><netns>host-os</netns>
+      <cmd>/bin/sh -c 'echo short-lived; sleep 1; exit 3'</cmd><image>bb</image></app>";
+    ah.apply(&tree(cfg));
+    ah.reconcile_now();
+    assert_eq!(ah.app_state("ahroot2").unwrap().status, Status::Running);
+    // The loop thread notices the exit (the agent is the subreaper and
+    // reaps the container's init, so the exit status is known).
+    wait_for("exit noticed", Duration::from_secs(10), || {
+        ah.app_state("ahroot2").unwrap().status != Status::Running
+    });
+    let s = ah.app_state("ahroot2").unwrap();
+    assert_eq!(s.status, Status::Failed, "{s:?}");
+    assert!(
+        s.last_error.as_deref().unwrap_or("").contains("status 3"),
+        "{s:?}"
+    );
+    let log = ah.show_log("ahroot2", 10).unwrap();
+    assert!(
+        log.contains("short-lived") && log.contains("exited with status 3"),
+        "{log}"
+    );
+    // Not restarted by itself; leftovers are gone.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(ah.app_state("ahroot2").unwrap().status, Status::Failed);
+    let left: Vec<_> = fs::read_dir(t.join("state/apps/ahroot2"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(!t.join("state/apps/ahroot2").exists(), "left: {left:?}");
+    ah.apply(&tree(""));
+    ah.reconcile_now();
+    drop(ah);
+    sh("for d in /sys/fs/cgroup/*/apphost-roottest /sys/fs/cgroup/apphost-roottest; do [ -d $d ] && rmdir $d; done; true");
 }

@@ -1012,7 +1012,13 @@ impl Inner {
             // Keep nothing but the log: a deleted app leaves no directory.
             let _ = fs::remove_file(dir.join(RECORD));
             let _ = fs::remove_file(dir.join("config.json"));
-            let _ = fs::remove_dir_all(dir.join("rootfs"));
+            // Mount points only, emptied by the unmount: `remove_dir`
+            // (never `_all`) so a mount still in place is never emptied.
+            if !self.os.rootfs.is_mounted(&dir) {
+                for sub in ["rootfs", "upper", "lower", "work"] {
+                    let _ = fs::remove_dir(dir.join(sub));
+                }
+            }
             let _ = fs::remove_dir(&dir);
             tracing::info!(app = name, "app stopped");
             Ok(())
