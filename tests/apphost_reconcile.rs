@@ -306,6 +306,13 @@ fn label_move_waits_for_reload() {
     e.fake.take_calls();
     e.ah.reload(None).unwrap();
     assert!(e.fake.calls().contains(&"run web".to_string()));
+    // A failing restart makes reload fail, naming the app.
+    e.fake.fail("run", "no memory");
+    let err = e.ah.reload(Some("web")).unwrap_err();
+    assert_eq!(err.tag, ErrorTag::OperationFailed);
+    let msg = err.message.unwrap();
+    assert!(msg.contains("web: start: run: run: no memory"), "{msg}");
+    assert_eq!(e.status("web"), Status::Failed);
 }
 
 #[test]
@@ -395,6 +402,18 @@ fn teardown_error_is_reported_and_retried() {
         "retried"
     );
     assert!(e.fake.world().mounted.is_empty());
+    assert!(
+        !e.fake.calls().iter().any(|c| c.starts_with("return_port")),
+        "steps done are not redone: {:?}",
+        e.fake.calls()
+    );
+    // Stopping an app whose earlier stop failed is not an error now.
+    e.ah.stop("web").unwrap();
+    assert_eq!(
+        e.ah.app_state("web").unwrap().status,
+        Status::Failed,
+        "the failure stays visible"
+    );
 }
 
 #[test]

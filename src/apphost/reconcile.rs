@@ -328,16 +328,13 @@ impl Apphost {
             return Err(unknown_app("stop", app));
         }
         core.requested.remove(app);
-        self.inner.pass(&mut core);
-        match self.inner.state(app) {
-            Some(s) if s.status == Status::Failed => Err(RpcError::app(
+        // Only an error of this stop counts, not an earlier failure.
+        match self.inner.pass(&mut core).remove(app) {
+            Some(e) => Err(RpcError::app(
                 ErrorTag::OperationFailed,
-                format!(
-                    "stopping app '{app}' failed: {}",
-                    s.last_error.unwrap_or_default()
-                ),
+                format!("stopping app '{app}' failed: {e}"),
             )),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -385,14 +382,25 @@ impl Apphost {
             .filter(|a| a.image.is_some() && label.is_none_or(|l| a.image.as_deref() == Some(l)))
             .map(|a| a.name.clone())
             .collect();
-        for n in names {
-            core.pins.remove(&n);
-            if core.pids.contains_key(&n) {
-                core.force_restart.insert(n);
+        for n in &names {
+            core.pins.remove(n);
+            if core.pids.contains_key(n) {
+                core.force_restart.insert(n.clone());
             }
         }
-        self.inner.pass(&mut core);
-        Ok(())
+        let errors = self.inner.pass(&mut core);
+        let failed: Vec<String> = names
+            .iter()
+            .filter_map(|n| errors.get(n).map(|e| format!("{n}: {e}")))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(RpcError::app(
+                ErrorTag::OperationFailed,
+                format!("reload: {}", failed.join("; ")),
+            ))
+        }
     }
 
     pub fn show_log(&self, app: &str, lines: u32) -> Result<String, RpcError> {
@@ -645,7 +653,12 @@ impl Inner {
             let leftovers = c.is_some() || rec.is_some() || self.os.rootfs.is_mounted(&dir);
             if running.is_none() {
                 if let Some(pid) = core.pids.remove(&name) {
-                    let how = exits.remove(&name).unwrap_or_else(|| "exited".to_string());
+                    // It may have ended between the reap above and the list:
+                    // reap now, or it stays a zombie.
+                    let how = exits
+                        .remove(&name)
+                        .or_else(|| reap(pid))
+                        .unwrap_or_else(|| "exited".to_string());
                     tracing::info!(app = name, pid, how, "container ended");
                     self.logs.note(&name, &format!("container {how}"));
                     // Not restarted by itself: the next commit (autostart)
@@ -679,9 +692,11 @@ impl Inner {
         out
     }
 
-    fn pass(&self, core: &mut Core) {
+    /// One reconcile pass; returns the errors of this pass's actions by app.
+    fn pass(&self, core: &mut Core) -> BTreeMap<String, String> {
+        let mut errors = BTreeMap::new();
         if !core.configured {
-            return;
+            return errors;
         }
         let apps = self.observe(core);
         let mut obs = Observed {
@@ -750,7 +765,11 @@ impl Inner {
                                 r.status = Status::Stopped;
                             }
                         }),
-                        Err(e) => self.fail(&name, &format!("stop: {e}")),
+                        Err(e) => {
+                            let e = format!("stop: {e}");
+                            self.fail(&name, &e);
+                            errors.insert(name.clone(), e);
+                        }
                     }
                 }
                 Action::StartApp {
@@ -782,13 +801,16 @@ impl Inner {
                                 tracing::warn!(app = name, error = %e2, "cleanup after failed start");
                             }
                             core.requested.remove(&name);
-                            self.fail(&name, &format!("start: {e}"));
+                            let e = format!("start: {e}");
+                            self.fail(&name, &e);
+                            errors.insert(name.clone(), e);
                         }
                     }
                 }
             }
         }
         self.finalize(core, &obs);
+        errors
     }
 
     /// Statuses of apps no action touched; drops rows of deleted apps.
@@ -982,23 +1004,38 @@ impl Inner {
         if let Err(e) = rt.delete(name) {
             errors.push(format!("delete: {e}"));
         }
-        if let Some(rec) = &rec {
-            for (host, inside) in &rec.ports {
-                if let Err(e) = self.os.net.return_port(name, inside, host) {
-                    errors.push(format!("return port {host}: {e}"));
-                }
-            }
-            for v in &rec.veths {
-                if let Err(e) = self.os.net.del_link(v) {
+        // Steps done are struck from the record, so a retry after a partial
+        // failure does only what is left (a port returned once cannot be
+        // returned again).
+        let mut rec = rec;
+        if let Some(rec) = rec.as_mut() {
+            rec.ports.retain(
+                |(host, inside)| match self.os.net.return_port(name, inside, host) {
+                    Ok(()) => false,
+                    Err(e) => {
+                        errors.push(format!("return port {host}: {e}"));
+                        true
+                    }
+                },
+            );
+            rec.veths.retain(|v| match self.os.net.del_link(v) {
+                Ok(()) => false,
+                Err(e) => {
                     errors.push(format!("delete veth {v}: {e}"));
+                    true
                 }
-            }
+            });
         }
         let has_netns =
             rec.as_ref().is_some_and(|r| r.netns) || self.os.net.netns_path(name).exists();
         if has_netns {
-            if let Err(e) = self.os.net.delete_netns(name) {
-                errors.push(format!("delete netns: {e}"));
+            match self.os.net.delete_netns(name) {
+                Ok(()) => {
+                    if let Some(r) = rec.as_mut() {
+                        r.netns = false;
+                    }
+                }
+                Err(e) => errors.push(format!("delete netns: {e}")),
             }
         }
         let dir = self.app_dir(name);
@@ -1024,6 +1061,11 @@ impl Inner {
             Ok(())
         } else {
             // The record stays so the next pass retries the teardown.
+            if let Some(r) = &rec {
+                if let Err(e) = self.write_record(name, r) {
+                    tracing::warn!(app = name, error = e, "updating the start record");
+                }
+            }
             Err(errors.join("; "))
         }
     }
@@ -1052,7 +1094,12 @@ impl Inner {
                 r.status = Status::Stopped;
             }
         });
-        self.pass(&mut core);
+        if let Some(e) = self.pass(&mut core).remove(app) {
+            return Err(RpcError::app(
+                ErrorTag::OperationFailed,
+                format!("{rpc} of app '{app}' failed: {e}"),
+            ));
+        }
         match self.state(app) {
             Some(s) if s.status == Status::Running => Ok(()),
             Some(s) if s.status == Status::NoImage => Err(RpcError::app(
