@@ -572,3 +572,24 @@ fn check_refuses_what_would_fail_at_run_time() {
     let moved = "<app><name>b</name><share><port><name>eth3</name></port><veth><name>vweb</name></veth></share></app>";
     e.ah.check(&tree(moved)).unwrap();
 }
+
+#[test]
+fn apply_does_not_wait_for_a_slow_stop() {
+    let e = setup();
+    e.apply(WEB);
+    e.fake.world().ignore_sigterm = true;
+    let ah = e.ah.clone();
+    let stopper = std::thread::spawn(move || ah.stop("web"));
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = std::time::Instant::now();
+    e.ah.apply(&tree(WEB));
+    // state_tree and show_log do not wait either.
+    e.ah.state_tree().unwrap();
+    e.ah.show_log("web", 1).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_millis(150),
+        "{:?}",
+        t0.elapsed()
+    );
+    stopper.join().unwrap().unwrap();
+}

@@ -197,6 +197,8 @@ struct Inner {
     /// Copy of the desired config for readers that must not wait for a
     /// pass (state tree, check).
     snapshot: Mutex<Desired>,
+    /// A configuration given by `apply`, not yet taken by the core.
+    pending: Mutex<Option<Desired>>,
     events: broadcast::Sender<AppEvent>,
     /// Wakes the loop thread (apply). Dropping `Inner` closes it, which
     /// ends the thread.
@@ -275,6 +277,7 @@ impl Apphost {
             core: Mutex::new(Core::default()),
             table: Mutex::new(BTreeMap::new()),
             snapshot: Mutex::new(Desired::default()),
+            pending: Mutex::new(None),
             events,
             wake: Mutex::new(tx),
         });
@@ -299,7 +302,7 @@ impl Apphost {
 
     /// Runs one reconcile pass now, on the caller's thread.
     pub fn reconcile_now(&self) {
-        let mut core = lock(&self.inner.core);
+        let mut core = self.inner.core();
         self.inner.pass(&mut core);
     }
 
@@ -323,7 +326,7 @@ impl Apphost {
     }
 
     pub fn stop(&self, app: &str) -> Result<(), RpcError> {
-        let mut core = lock(&self.inner.core);
+        let mut core = self.inner.core();
         if !core.desired.apps.contains_key(app) {
             return Err(unknown_app("stop", app));
         }
@@ -357,7 +360,7 @@ impl Apphost {
     /// Re-resolves labels and restarts the running apps using them (all
     /// apps with a label when `label` is None).
     pub fn reload(&self, label: Option<&str>) -> Result<(), RpcError> {
-        let mut core = lock(&self.inner.core);
+        let mut core = self.inner.core();
         if let Some(l) = label {
             let known = lock(&self.inner.images)
                 .labels()
@@ -480,7 +483,7 @@ fn run_loop(weak: Weak<Inner>, rx: mpsc::Receiver<()>, tick: Duration) {
         }
         let Some(inner) = weak.upgrade() else { return };
         {
-            let mut core = lock(&inner.core);
+            let mut core = inner.core();
             inner.pass(&mut core);
         }
         for (app, line) in inner.logs.poll() {
@@ -545,9 +548,24 @@ impl Inner {
         });
     }
 
+    /// Stores a new configuration without waiting for a running pass (a
+    /// stop can take the grace time); the next pass, or RPC, takes it.
     fn set_desired(&self, d: Desired) {
-        let mut core = lock(&self.core);
         lock(&self.images).set_storage(d.storage.clone());
+        *lock(&self.snapshot) = d.clone();
+        *lock(&self.pending) = Some(d);
+    }
+
+    /// Locks the core, taking a pending configuration first.
+    fn core(&self) -> MutexGuard<'_, Core> {
+        let mut core = lock(&self.core);
+        if let Some(d) = lock(&self.pending).take() {
+            Self::take_desired(&mut core, d);
+        }
+        core
+    }
+
+    fn take_desired(core: &mut Core, d: Desired) {
         for (name, app) in &d.apps {
             if app.enable && app.autostart {
                 core.requested.insert(name.clone());
@@ -556,7 +574,6 @@ impl Inner {
             }
         }
         core.requested.retain(|n| d.apps.contains_key(n));
-        *lock(&self.snapshot) = d.clone();
         core.desired = d;
         core.configured = true;
     }
@@ -1071,7 +1088,7 @@ impl Inner {
     }
 
     fn lifecycle(&self, rpc: &str, app: &str, restart: bool) -> Result<(), RpcError> {
-        let mut core = lock(&self.core);
+        let mut core = self.core();
         let Some(cfg) = core.desired.apps.get(app) else {
             return Err(unknown_app(rpc, app));
         };
