@@ -9,4 +9,6 @@ pub mod reconcile;
 
 pub mod fake;
 
-pub use reconcile::{AppEvent, AppState, Apphost, ApphostConfig, ApphostError, Status};
+pub use reconcile::{
+    become_subreaper, AppEvent, AppState, Apphost, ApphostConfig, ApphostError, Status,
+};

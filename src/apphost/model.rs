@@ -414,6 +414,73 @@ mod tests {
         assert!(d.apps["a"].cmd_explicit);
     }
 
+    /// Every config node of the module is read by the model (holo's
+    /// "every node has a callback" check): a node added to the YANG module
+    /// without reconciler support fails here.
+    #[test]
+    fn every_config_node_is_handled() {
+        use yang2::schema::{SchemaNodeKind, SchemaPathFormat};
+        const HANDLED: &[&str] = &[
+            "/app-hosting:app-hosting",
+            "/app-hosting:app-hosting/cpu",
+            "/app-hosting:app-hosting/ram",
+            "/app-hosting:app-hosting/storage",
+            "/app-hosting:app-hosting/storage/media",
+            "/app-hosting:app-hosting/storage/path",
+            "/app-hosting:app-hosting/app",
+            "/app-hosting:app-hosting/app/name",
+            "/app-hosting:app-hosting/app/enable",
+            "/app-hosting:app-hosting/app/autostart",
+            "/app-hosting:app-hosting/app/description",
+            "/app-hosting:app-hosting/app/capability",
+            "/app-hosting:app-hosting/app/cmd",
+            "/app-hosting:app-hosting/app/shell",
+            "/app-hosting:app-hosting/app/netns",
+            "/app-hosting:app-hosting/app/share",
+            "/app-hosting:app-hosting/app/share/port",
+            "/app-hosting:app-hosting/app/share/port/name",
+            "/app-hosting:app-hosting/app/share/port/as",
+            "/app-hosting:app-hosting/app/share/veth",
+            "/app-hosting:app-hosting/app/share/veth/name",
+            "/app-hosting:app-hosting/app/share/veth/as",
+            "/app-hosting:app-hosting/app/share/media",
+            "/app-hosting:app-hosting/app/share/media/media",
+            "/app-hosting:app-hosting/app/share/media/path",
+            "/app-hosting:app-hosting/app/share/media/as",
+            "/app-hosting:app-hosting/app/environment",
+            "/app-hosting:app-hosting/app/environment/name",
+            "/app-hosting:app-hosting/app/environment/value",
+            "/app-hosting:app-hosting/app/image",
+        ];
+        let m = schema::context().get_module_latest("app-hosting").unwrap();
+        let mut found = Vec::new();
+        for top in m.data() {
+            for n in top.traverse() {
+                let data = matches!(
+                    n.kind(),
+                    SchemaNodeKind::Container
+                        | SchemaNodeKind::Leaf
+                        | SchemaNodeKind::LeafList
+                        | SchemaNodeKind::List
+                );
+                if data && n.is_config() {
+                    found.push(n.path(SchemaPathFormat::DATA));
+                }
+            }
+        }
+        found.sort();
+        let mut want: Vec<String> = HANDLED.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(found, want);
+    }
+
+    #[test]
+    fn key_predicates_quote_safely() {
+        assert_eq!(pred("web"), "'web'");
+        assert_eq!(pred("it's"), "\"it's\"");
+        assert_eq!(app_path("a"), "/app-hosting:app-hosting/app[name='a']");
+    }
+
     #[test]
     fn default_mount_point_trims() {
         assert_eq!(default_mount_point("data/"), "/data");
