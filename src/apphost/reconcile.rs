@@ -841,7 +841,20 @@ impl Inner {
         for (name, app) in &core.desired.apps {
             let running = core.pids.get(name).copied();
             let resolvable = obs.images.contains_key(name);
-            self.update(name, "reconciled", |r| {
+            // Only read when the status changes.
+            let reason = if !app.enable {
+                "not enabled".to_string()
+            } else if running.is_some() {
+                "running".to_string()
+            } else if !resolvable {
+                match &app.image {
+                    Some(l) => format!("label '{l}' names no image"),
+                    None => "no image configured".to_string(),
+                }
+            } else {
+                "not requested".to_string()
+            };
+            self.update(name, &reason, |r| {
                 if !app.enable {
                     *r = AppState {
                         status: Status::Disabled,
