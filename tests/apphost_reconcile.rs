@@ -90,6 +90,9 @@ fn autostart_app_starts_with_everything_and_second_pass_is_idle() {
     assert!(s.pid.is_some());
     assert_eq!(s.restart_count, 1);
     assert!(s.image_file.unwrap().ends_with("a.img"));
+    assert_eq!(e.ah.apps_using_image("a.img"), vec!["web".to_string()]);
+    assert!(e.ah.apps_using_image("b.img").is_empty());
+    assert_eq!(e.ah.images_dir().unwrap(), images_dir(&e.tmp));
     assert!(s.image_sha256.is_some());
     let calls = e.fake.take_calls();
     for want in [

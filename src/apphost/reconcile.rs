@@ -434,6 +434,35 @@ impl Apphost {
         Ok(self.inner.os.runtime.exec_command(app, tty, &[shell]))
     }
 
+    /// The directory images are stored in (`<media>/<storage path>` of the
+    /// running configuration), for `import-image` / `delete-image`.
+    pub fn images_dir(&self) -> Result<PathBuf, RpcError> {
+        lock(&self.inner.images)
+            .dir()
+            .map_err(|e| RpcError::app(ErrorTag::OperationFailed, e.to_string()))
+    }
+
+    /// Apps whose container runs (or is being started/stopped) from the
+    /// image file `name`: `delete-image` must refuse those.
+    pub fn apps_using_image(&self, name: &str) -> Vec<String> {
+        lock(&self.inner.table)
+            .iter()
+            .filter(|(_, s)| {
+                matches!(
+                    s.status,
+                    Status::Running | Status::Starting | Status::Stopping
+                )
+            })
+            .filter(|(_, s)| {
+                s.image_file
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .is_some_and(|f| f == name)
+            })
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
     /// A row of the state table.
     pub fn app_state(&self, app: &str) -> Option<AppState> {
         self.inner.state(app)
