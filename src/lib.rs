@@ -10,3 +10,5 @@ pub mod nacm;
 pub mod netconf;
 pub mod notify;
 pub mod schema;
+pub mod apphost;
+pub mod os;
