@@ -4,11 +4,11 @@
 //! SSH ([`ssh`]) → NETCONF session ([`netconf`]) → datastores ([`datastore`])
 //! → reconciler ([`apphost`]) → OS ([`os`]).
 
+pub mod apphost;
 pub mod datastore;
 pub mod error;
 pub mod nacm;
 pub mod netconf;
 pub mod notify;
-pub mod schema;
-pub mod apphost;
 pub mod os;
+pub mod schema;
