@@ -388,12 +388,19 @@ impl Walk {
                 self.fail(e)
             }
         };
-        if dparent.is_null() {
-            // Remember what the config named at the top (default-operation
-            // replace); the node may have been re-created, so look it up.
+        if dparent.is_null() && nodetype & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) != 0 {
+            // Top-level terms (rare): keep every instance of the schema node.
             self.touch_top(snode);
         }
         r
+    }
+
+    /// Remembers a top-level node the config named (default-operation
+    /// replace keeps only those).
+    fn touch(&mut self, dparent: Node, node: Node) {
+        if dparent.is_null() {
+            self.touched_top.insert(node as usize);
+        }
     }
 
     /// Marks every top-level instance of `snode` touched.
@@ -446,6 +453,7 @@ impl Walk {
                 } else {
                     existing
                 };
+                self.touch(dparent, node);
                 self.children(x, node, snode, path, Op::None, record, &[])
             }
             Op::Create if exists => self.fail(data_exists(path)),
@@ -476,6 +484,7 @@ impl Walk {
                         self.changes.push((path.to_string(), what));
                     }
                 }
+                self.touch(dparent, node);
                 self.children(x, node, snode, path, op, record && reuse, &[])
             }
         }
@@ -587,6 +596,7 @@ impl Walk {
                         "the list entry does not exist (default-operation none)",
                     ));
                 }
+                self.touch(dparent, existing);
                 self.children(x, existing, snode, &path, Op::None, record, &skip)
             }
             Op::Create if exists => self.fail(data_exists(&path)),
@@ -630,6 +640,7 @@ impl Walk {
                     self.changes
                         .push((path.clone(), if exists { "replace" } else { "create" }));
                 }
+                self.touch(dparent, node);
                 self.children(x, node, snode, &path, op, record && !fresh, &skip)
             }
         }
