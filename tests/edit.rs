@@ -538,6 +538,17 @@ fn insert_into_user_ordered_list() {
     );
     assert_eq!(rules(&ds), vec!["f", "a", "n", "b", "c"]);
     assert!(!exists(&ds, C, "/edit-test:top/rule[id='n']/action"));
+    ok(
+        &mut ds,
+        C,
+        r#"<rule nc:operation="replace"><id>f</id><action>y</action></rule>"#,
+    );
+    ok(
+        &mut ds,
+        C,
+        r#"<rule nc:operation="replace"><id>c</id></rule>"#,
+    );
+    assert_eq!(rules(&ds), vec!["f", "a", "n", "b", "c"]);
     // Errors.
     let e = edit(
         &mut ds,

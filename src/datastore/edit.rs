@@ -601,14 +601,23 @@ impl Walk {
             }
             Op::Create if exists => self.fail(data_exists(&path)),
             Op::Create | Op::Replace | Op::Merge => {
-                // Replace keeps the entry's place in an ordered-by user list.
-                let mut anchor_after: Node = ptr::null_mut();
+                // Replace keeps the entry's place in an ordered-by user list:
+                // remember a neighbour to put the new entry next to.
+                let mut neighbour: Option<(Node, bool)> = None;
                 if op == Op::Replace && exists {
-                    // SAFETY: owned tree node.
+                    // SAFETY: owned tree nodes.
                     unsafe {
-                        let prev = (*existing).prev;
-                        if prev != existing && (*prev).next == existing && (*prev).schema == snode {
-                            anchor_after = prev;
+                        if u32::from((*snode).flags) & ffi::LYS_ORDBY_USER != 0 {
+                            let prev = (*existing).prev;
+                            let next = (*existing).next;
+                            if prev != existing
+                                && (*prev).next == existing
+                                && (*prev).schema == snode
+                            {
+                                neighbour = Some((prev, true));
+                            } else if !next.is_null() && (*next).schema == snode {
+                                neighbour = Some((next, false));
+                            }
                         }
                         self.free(existing);
                     }
@@ -622,9 +631,18 @@ impl Walk {
                     }
                 };
                 if fresh {
-                    if !anchor_after.is_null() && insert.is_none() {
+                    if let (Some((nb, after)), None) = (neighbour, &insert) {
                         // SAFETY: both in the owned tree, same user-ordered list.
-                        unsafe { ffi::lyd_insert_after(anchor_after, node) };
+                        unsafe {
+                            if after {
+                                ffi::lyd_insert_after(nb, node);
+                            } else {
+                                ffi::lyd_insert_before(nb, node);
+                                if dparent.is_null() {
+                                    self.first = ffi::lyd_first_sibling(node);
+                                }
+                            }
+                        }
                     }
                     self.drop_other_cases(dparent, snode, record);
                 }
