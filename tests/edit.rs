@@ -1287,3 +1287,32 @@ fn bench_parts() {
     ds.commit().expect("commit");
     println!("commit: {:?}", t0.elapsed());
 }
+
+#[test]
+fn state_data_inside_config_list_refused() {
+    let mut ds = store();
+    let out = raw_edit(
+        &mut ds,
+        R,
+        &ah("<app><name>a</name><state><pid>1</pid></state></app>"),
+        &EditOptions::default(),
+    );
+    let e = one_err(&out);
+    assert_eq!(e.tag, ErrorTag::BadElement);
+    assert_eq!(
+        e.path.as_deref(),
+        Some("/app-hosting:app-hosting/app[name='a']/state")
+    );
+    assert!(!exists(&ds, R, "/app-hosting:app-hosting/app[name='a']"));
+}
+
+#[test]
+fn continue_on_error_still_refuses_an_invalid_running() {
+    let mut ds = store();
+    let body = "<name>n</name><limits><low>10</low><high>5</high></limits>";
+    let out = raw_edit(&mut ds, R, &top(body), &opts(ErrorOption::ContinueOnError));
+    assert_eq!(one_err(&out).app_tag.as_deref(), Some("high-below-low"));
+    assert!(out.commit.is_none());
+    assert!(out.changes.is_empty());
+    assert!(!exists(&ds, R, "/edit-test:top/name"));
+}
