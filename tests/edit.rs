@@ -538,6 +538,17 @@ fn insert_into_user_ordered_list() {
     );
     assert_eq!(rules(&ds), vec!["f", "a", "n", "b", "c"]);
     assert!(!exists(&ds, C, "/edit-test:top/rule[id='n']/action"));
+    ok(
+        &mut ds,
+        C,
+        r#"<rule nc:operation="replace"><id>f</id><action>y</action></rule>"#,
+    );
+    ok(
+        &mut ds,
+        C,
+        r#"<rule nc:operation="replace"><id>c</id></rule>"#,
+    );
+    assert_eq!(rules(&ds), vec!["f", "a", "n", "b", "c"]);
     // Errors.
     let e = edit(
         &mut ds,
@@ -1275,4 +1286,33 @@ fn bench_parts() {
     let t0 = std::time::Instant::now();
     ds.commit().expect("commit");
     println!("commit: {:?}", t0.elapsed());
+}
+
+#[test]
+fn state_data_inside_config_list_refused() {
+    let mut ds = store();
+    let out = raw_edit(
+        &mut ds,
+        R,
+        &ah("<app><name>a</name><state><pid>1</pid></state></app>"),
+        &EditOptions::default(),
+    );
+    let e = one_err(&out);
+    assert_eq!(e.tag, ErrorTag::BadElement);
+    assert_eq!(
+        e.path.as_deref(),
+        Some("/app-hosting:app-hosting/app[name='a']/state")
+    );
+    assert!(!exists(&ds, R, "/app-hosting:app-hosting/app[name='a']"));
+}
+
+#[test]
+fn continue_on_error_still_refuses_an_invalid_running() {
+    let mut ds = store();
+    let body = "<name>n</name><limits><low>10</low><high>5</high></limits>";
+    let out = raw_edit(&mut ds, R, &top(body), &opts(ErrorOption::ContinueOnError));
+    assert_eq!(one_err(&out).app_tag.as_deref(), Some("high-below-low"));
+    assert!(out.commit.is_none());
+    assert!(out.changes.is_empty());
+    assert!(!exists(&ds, R, "/edit-test:top/name"));
 }

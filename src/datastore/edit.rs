@@ -388,12 +388,19 @@ impl Walk {
                 self.fail(e)
             }
         };
-        if dparent.is_null() {
-            // Remember what the config named at the top (default-operation
-            // replace); the node may have been re-created, so look it up.
+        if dparent.is_null() && nodetype & (ffi::LYS_LEAF | ffi::LYS_LEAFLIST) != 0 {
+            // Top-level terms (rare): keep every instance of the schema node.
             self.touch_top(snode);
         }
         r
+    }
+
+    /// Remembers a top-level node the config named (default-operation
+    /// replace keeps only those).
+    fn touch(&mut self, dparent: Node, node: Node) {
+        if dparent.is_null() {
+            self.touched_top.insert(node as usize);
+        }
     }
 
     /// Marks every top-level instance of `snode` touched.
@@ -446,6 +453,7 @@ impl Walk {
                 } else {
                     existing
                 };
+                self.touch(dparent, node);
                 self.children(x, node, snode, path, Op::None, record, &[])
             }
             Op::Create if exists => self.fail(data_exists(path)),
@@ -476,6 +484,7 @@ impl Walk {
                         self.changes.push((path.to_string(), what));
                     }
                 }
+                self.touch(dparent, node);
                 self.children(x, node, snode, path, op, record && reuse, &[])
             }
         }
@@ -587,18 +596,28 @@ impl Walk {
                         "the list entry does not exist (default-operation none)",
                     ));
                 }
+                self.touch(dparent, existing);
                 self.children(x, existing, snode, &path, Op::None, record, &skip)
             }
             Op::Create if exists => self.fail(data_exists(&path)),
             Op::Create | Op::Replace | Op::Merge => {
-                // Replace keeps the entry's place in an ordered-by user list.
-                let mut anchor_after: Node = ptr::null_mut();
+                // Replace keeps the entry's place in an ordered-by user list:
+                // remember a neighbour to put the new entry next to.
+                let mut neighbour: Option<(Node, bool)> = None;
                 if op == Op::Replace && exists {
-                    // SAFETY: owned tree node.
+                    // SAFETY: owned tree nodes.
                     unsafe {
-                        let prev = (*existing).prev;
-                        if prev != existing && (*prev).next == existing && (*prev).schema == snode {
-                            anchor_after = prev;
+                        if u32::from((*snode).flags) & ffi::LYS_ORDBY_USER != 0 {
+                            let prev = (*existing).prev;
+                            let next = (*existing).next;
+                            if prev != existing
+                                && (*prev).next == existing
+                                && (*prev).schema == snode
+                            {
+                                neighbour = Some((prev, true));
+                            } else if !next.is_null() && (*next).schema == snode {
+                                neighbour = Some((next, false));
+                            }
                         }
                         self.free(existing);
                     }
@@ -612,9 +631,18 @@ impl Walk {
                     }
                 };
                 if fresh {
-                    if !anchor_after.is_null() && insert.is_none() {
+                    if let (Some((nb, after)), None) = (neighbour, &insert) {
                         // SAFETY: both in the owned tree, same user-ordered list.
-                        unsafe { ffi::lyd_insert_after(anchor_after, node) };
+                        unsafe {
+                            if after {
+                                ffi::lyd_insert_after(nb, node);
+                            } else {
+                                ffi::lyd_insert_before(nb, node);
+                                if dparent.is_null() {
+                                    self.first = ffi::lyd_first_sibling(node);
+                                }
+                            }
+                        }
                     }
                     self.drop_other_cases(dparent, snode, record);
                 }
@@ -630,6 +658,7 @@ impl Walk {
                     self.changes
                         .push((path.clone(), if exists { "replace" } else { "create" }));
                 }
+                self.touch(dparent, node);
                 self.children(x, node, snode, &path, op, record && !fresh, &skip)
             }
         }
