@@ -55,7 +55,11 @@ pub enum ConfirmedError {
 
 fn messages(errs: &[RpcError]) -> String {
     errs.iter()
-        .map(|e| e.message.clone().unwrap_or_else(|| e.tag.as_str().to_string()))
+        .map(|e| {
+            e.message
+                .clone()
+                .unwrap_or_else(|| e.tag.as_str().to_string())
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -278,7 +282,10 @@ impl ConfirmedCommit {
             }
         } else {
             tracing::info!(
-                remaining_s = deadline.duration_since(now).map(|d| d.as_secs()).unwrap_or(0),
+                remaining_s = deadline
+                    .duration_since(now)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
                 "pending confirmed commit (persist) re-armed after agent restart"
             );
             return Ok((me, None));
@@ -335,8 +342,10 @@ impl ConfirmedCommit {
         let now = SystemTime::now();
         let deadline = if p.confirmed {
             Some(now.checked_add(p.timeout).ok_or_else(|| {
-                vec![RpcError::protocol(ErrorTag::InvalidValue, "confirm-timeout too large")
-                    .with_info("bad-element", "confirm-timeout")]
+                vec![
+                    RpcError::protocol(ErrorTag::InvalidValue, "confirm-timeout too large")
+                        .with_info("bad-element", "confirm-timeout"),
+                ]
             })?)
         } else {
             None
@@ -367,7 +376,8 @@ impl ConfirmedCommit {
             };
             // Saved before running changes: a crash in between leaves a
             // rollback point equal to running, which is harmless.
-            self.save(&pending, true).map_err(|e| vec![save_failed(&e)])?;
+            self.save(&pending, true)
+                .map_err(|e| vec![save_failed(&e)])?;
             let commit = match ds.commit() {
                 Ok(c) => c,
                 Err(errs) => {

@@ -319,7 +319,12 @@ impl Store {
 
     /// temp file, write, fsync, (keep previous copy), rename, fsync dir.
     /// Also used for other state files (confirmed commit, see `confirmed`).
-    pub(crate) fn write_atomic(&self, name: &str, data: &[u8], keep_prev: bool) -> Result<(), PersistError> {
+    pub(crate) fn write_atomic(
+        &self,
+        name: &str,
+        data: &[u8],
+        keep_prev: bool,
+    ) -> Result<(), PersistError> {
         let path = self.path(name);
         let tmp = self.path(&format!("{name}{TMP_SUFFIX}"));
         {
