@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use apphost::datastore::confirmed::{
-    CommitParams, ConfirmEvent, ConfirmedCommit, Event, ROLLBACK_FILE, STATE_FILE,
+    CommitParams, ConfirmEvent, ConfirmedCommit, Event, Rollback, ROLLBACK_FILE, STATE_FILE,
 };
 use apphost::datastore::persist::{Store, RUNNING_FILE};
 use apphost::datastore::{Datastores, DsName, EditOptions};
@@ -86,6 +86,17 @@ fn cpu_on_disk(dir: &Path) -> Option<String> {
     cpu_of(&loaded.running)
 }
 
+type Recovered = (ConfirmedCommit, Option<Rollback>);
+
+/// Agent start in the test's boot, at `now`.
+fn recover_at(dir: &Path, ds: &mut Datastores, now: SystemTime) -> Recovered {
+    ConfirmedCommit::recover_at(dir, ds, now, BOOT).expect("recover")
+}
+
+fn recover(dir: &Path, ds: &mut Datastores) -> Recovered {
+    recover_at(dir, ds, SystemTime::now())
+}
+
 fn state_files(dir: &Path) -> (bool, bool) {
     (
         dir.join(STATE_FILE).exists(),
@@ -100,7 +111,7 @@ fn timeout_rolls_back_to_the_old_configuration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ds = open_persisted(dir.path());
     base(&mut ds);
-    let (mut cc, none) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (mut cc, none) = recover(dir.path(), &mut ds);
     assert!(none.is_none());
     assert!(!cc.pending());
 
@@ -159,7 +170,7 @@ fn plain_commit_of_the_same_session_confirms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ds = open_persisted(dir.path());
     base(&mut ds);
-    let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (mut cc, _) = recover(dir.path(), &mut ds);
     set_cpu(&mut ds, 40);
     cc.commit(&mut ds, 1, &confirmed(60, None, None))
         .expect("confirmed commit");
@@ -333,7 +344,7 @@ fn cancel_commit_with_persist_id_from_another_session() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ds = open_persisted(dir.path());
     base(&mut ds);
-    let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (mut cc, _) = recover(dir.path(), &mut ds);
     set_cpu(&mut ds, 40);
     cc.commit(&mut ds, 1, &confirmed(600, Some("tok"), None))
         .expect("confirmed commit");
@@ -434,7 +445,7 @@ fn a_failed_confirmed_commit_leaves_nothing_pending() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ds = open_persisted(dir.path());
     base(&mut ds);
-    let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (mut cc, _) = recover(dir.path(), &mut ds);
     // Valid in candidate, refused at commit (must: host-os-share).
     edit(
         &mut ds,
@@ -490,7 +501,7 @@ fn recover_inside_the_window_rearms_with_the_same_deadline() {
     {
         let mut ds = open_persisted(dir.path());
         base(&mut ds);
-        let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+        let (mut cc, _) = recover(dir.path(), &mut ds);
         set_cpu(&mut ds, 40);
         cc.commit(&mut ds, 1, &confirmed(600, Some("tok"), None))
             .expect("confirmed commit");
@@ -499,7 +510,7 @@ fn recover_inside_the_window_rearms_with_the_same_deadline() {
     }
     let mut ds = open_persisted(dir.path());
     assert_eq!(cpu(&ds, R).as_deref(), Some("40"));
-    let (mut cc, rb) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (mut cc, rb) = recover(dir.path(), &mut ds);
     assert!(rb.is_none());
     assert!(cc.pending());
     assert_eq!(cc.persist_id(), Some("tok"));
@@ -535,7 +546,7 @@ fn recover_after_the_window_rolls_back_at_once() {
     {
         let mut ds = open_persisted(dir.path());
         base(&mut ds);
-        let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+        let (mut cc, _) = recover(dir.path(), &mut ds);
         set_cpu(&mut ds, 40);
         edit(
             &mut ds,
@@ -548,9 +559,7 @@ fn recover_after_the_window_rolls_back_at_once() {
     }
     assert_eq!(cpu_on_disk(dir.path()).as_deref(), Some("40"));
     let mut ds = open_persisted(dir.path());
-    let (cc, rb) =
-        ConfirmedCommit::recover_at(dir.path(), &mut ds, deadline + Duration::from_secs(5))
-            .expect("recover");
+    let (cc, rb) = recover_at(dir.path(), &mut ds, deadline + Duration::from_secs(5));
     let rb = rb.expect("rolled back at start");
     assert_eq!(rb.event.kind, ConfirmEvent::Timeout);
     assert_eq!(rb.event.session, None);
@@ -572,7 +581,7 @@ fn recover_after_the_window_rolls_back_at_once() {
 
     // A second start finds nothing pending.
     let mut ds = open_persisted(dir.path());
-    let (cc, rb) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (cc, rb) = recover(dir.path(), &mut ds);
     assert!(rb.is_none());
     assert!(!cc.pending());
 }
@@ -583,14 +592,14 @@ fn recover_rolls_back_a_session_bound_commit_at_once() {
     {
         let mut ds = open_persisted(dir.path());
         base(&mut ds);
-        let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+        let (mut cc, _) = recover(dir.path(), &mut ds);
         set_cpu(&mut ds, 40);
         cc.commit(&mut ds, 1, &confirmed(600, None, None))
             .expect("confirmed commit");
     }
     let mut ds = open_persisted(dir.path());
     assert_eq!(cpu(&ds, R).as_deref(), Some("40"));
-    let (cc, rb) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (cc, rb) = recover(dir.path(), &mut ds);
     let rb = rb.expect("rolled back: the session is gone");
     assert_eq!(rb.event.kind, ConfirmEvent::Cancel);
     assert_eq!(rb.event.session, None);
@@ -607,16 +616,14 @@ fn recover_with_an_empty_rollback_point() {
     let deadline;
     {
         let mut ds = open_persisted(dir.path());
-        let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+        let (mut cc, _) = recover(dir.path(), &mut ds);
         set_cpu(&mut ds, 40);
         cc.commit(&mut ds, 1, &confirmed(60, Some("t"), None))
             .expect("confirmed commit");
         deadline = cc.deadline().expect("deadline");
     }
     let mut ds = open_persisted(dir.path());
-    let (_, rb) =
-        ConfirmedCommit::recover_at(dir.path(), &mut ds, deadline + Duration::from_secs(1))
-            .expect("recover");
+    let (_, rb) = recover_at(dir.path(), &mut ds, deadline + Duration::from_secs(1));
     assert!(rb.is_some());
     // cpu falls back to its default (25), not explicitly set any more.
     assert_eq!(cpu(&ds, R).as_deref(), Some("25"));
@@ -629,14 +636,14 @@ fn recover_sets_aside_an_unreadable_state_and_keeps_running() {
     {
         let mut ds = open_persisted(dir.path());
         base(&mut ds);
-        let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+        let (mut cc, _) = recover(dir.path(), &mut ds);
         set_cpu(&mut ds, 40);
         cc.commit(&mut ds, 1, &confirmed(600, Some("t"), None))
             .expect("confirmed commit");
     }
     std::fs::write(dir.path().join(ROLLBACK_FILE), "<not-xml").expect("corrupt");
     let mut ds = open_persisted(dir.path());
-    let (cc, rb) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    let (cc, rb) = recover(dir.path(), &mut ds);
     assert!(rb.is_none());
     assert!(!cc.pending());
     assert_eq!(cpu(&ds, R).as_deref(), Some("40"));
@@ -647,4 +654,57 @@ fn recover_sets_aside_an_unreadable_state_and_keeps_running() {
         .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
         .count();
     assert_eq!(aside, 2, "rollback point and state set aside");
+}
+
+#[test]
+fn recover_after_a_reboot_rolls_back_at_once() {
+    // RFC 6241 §8.4.1: a reboot before the confirmation restores the
+    // configuration from before the confirmed commit, persist or not.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut ds = open_persisted(dir.path());
+        base(&mut ds);
+        let (mut cc, _) = recover(dir.path(), &mut ds);
+        set_cpu(&mut ds, 40);
+        cc.commit(&mut ds, 1, &confirmed(600, Some("tok"), None))
+            .expect("confirmed commit");
+    }
+    // New boot: the store starts running as a copy of (empty) startup.
+    let (store, loaded) = Store::open_with_boot_id(dir.path(), "another-boot").expect("store");
+    let mut ds = Datastores::from_trees(loaded.running, loaded.startup);
+    ds.set_saver(store.into_saver());
+    assert_eq!(cpu(&ds, R).as_deref(), Some("25"));
+    let (cc, rb) =
+        ConfirmedCommit::recover_at(dir.path(), &mut ds, SystemTime::now(), "another-boot")
+            .expect("recover");
+    let rb = rb.expect("rolled back after the reboot");
+    assert_eq!(rb.event.kind, ConfirmEvent::Cancel);
+    assert_eq!(rb.event.session, None);
+    assert!(!cc.pending());
+    assert_eq!(cpu(&ds, R).as_deref(), Some("30"));
+    assert_eq!(state_files(dir.path()), (false, false));
+    let (_, loaded) = Store::open_with_boot_id(dir.path(), "another-boot").expect("store");
+    assert_eq!(cpu_of(&loaded.running).as_deref(), Some("30"));
+}
+
+#[test]
+fn recover_with_the_kernel_boot_id() {
+    // The daemon's entry point: the real boot id, saved and compared.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut ds = open_persisted(dir.path());
+        base(&mut ds);
+        let (mut cc, _) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+        set_cpu(&mut ds, 40);
+        cc.commit(&mut ds, 1, &confirmed(600, Some("tok"), None))
+            .expect("confirmed commit");
+    }
+    let saved = std::fs::read_to_string(dir.path().join(STATE_FILE)).expect("state");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    assert!(saved.contains(kernel.trim()), "{saved}");
+    let mut ds = open_persisted(dir.path());
+    let (cc, rb) = ConfirmedCommit::recover(dir.path(), &mut ds).expect("recover");
+    assert!(rb.is_none(), "same boot, inside the window: re-armed");
+    assert_eq!(cc.persist_id(), Some("tok"));
+    assert_eq!(cpu(&ds, R).as_deref(), Some("40"));
 }

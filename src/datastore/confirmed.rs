@@ -164,12 +164,17 @@ struct SavedState {
     deadline_unix_ms: u64,
     session: u32,
     persist: Option<String>,
+    /// Kernel boot id when saved: a pending confirmed commit found after a
+    /// reboot is rolled back at once (RFC 6241 §8.4.1).
+    boot_id: Option<String>,
 }
 
 /// The confirmed-commit state machine. Owned next to the `Datastores`.
 pub struct ConfirmedCommit {
     /// Where the pending state is saved; `None` keeps it in memory only.
     dir: Option<PathBuf>,
+    /// This boot's kernel boot id, saved with the state.
+    boot_id: Option<String>,
     pending: Option<Pending>,
 }
 
@@ -189,21 +194,27 @@ impl ConfirmedCommit {
     pub fn in_memory() -> Self {
         ConfirmedCommit {
             dir: None,
+            boot_id: None,
             pending: None,
         }
     }
 
-    /// Loads the saved state at agent start, with the current time.
+    /// Loads the saved state at agent start, with the current time and the
+    /// kernel's boot id. Call it after the datastores are loaded (and their
+    /// saver installed), before sessions are accepted.
     pub fn recover(
         state_dir: &Path,
         ds: &mut Datastores,
     ) -> Result<(Self, Option<Rollback>), ConfirmedError> {
-        Self::recover_at(state_dir, ds, SystemTime::now())
+        let boot_id = persist::kernel_boot_id()?;
+        Self::recover_at(state_dir, ds, SystemTime::now(), &boot_id)
     }
 
-    /// As [`ConfirmedCommit::recover`] at time `now`.
+    /// As [`ConfirmedCommit::recover`] at time `now` in boot `boot_id`.
     ///
     /// - No saved state: nothing pending.
+    /// - Saved in another boot (the device rebooted before the confirmation):
+    ///   rolled back now (RFC 6241 §8.4.1; `cancel` event, no session).
     /// - Deadline passed while the agent was down: rolled back now
     ///   (`timeout` event, no session).
     /// - No `persist`: the owning session did not survive the restart, so it
@@ -218,13 +229,19 @@ impl ConfirmedCommit {
         state_dir: &Path,
         ds: &mut Datastores,
         now: SystemTime,
+        boot_id: &str,
     ) -> Result<(Self, Option<Rollback>), ConfirmedError> {
         let mut me = ConfirmedCommit {
             dir: Some(state_dir.to_path_buf()),
+            boot_id: Some(boot_id.trim().to_string()),
             pending: None,
         };
         let state_path = state_dir.join(STATE_FILE);
         let rollback_path = state_dir.join(ROLLBACK_FILE);
+        // In-flight writes of a crashed agent are never authoritative.
+        for name in [STATE_FILE, ROLLBACK_FILE] {
+            remove_if_present(&state_dir.join(format!("{name}.tmp")))?;
+        }
         let state_text = match fs::read_to_string(&state_path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -266,7 +283,17 @@ impl ConfirmedCommit {
             persist: saved.persist,
             session: saved.session,
         });
-        let event = if now >= deadline {
+        let rebooted = saved
+            .boot_id
+            .as_deref()
+            .is_some_and(|b| b != boot_id.trim());
+        let event = if rebooted {
+            Event {
+                kind: ConfirmEvent::Cancel,
+                session: None,
+                timeout: None,
+            }
+        } else if now >= deadline {
             Event {
                 kind: ConfirmEvent::Timeout,
                 session: None,
@@ -615,6 +642,7 @@ impl ConfirmedCommit {
             deadline_unix_ms: ms,
             session: p.session,
             persist: p.persist.clone(),
+            boot_id: self.boot_id.clone(),
         };
         // Serializing a struct of integers and an optional string cannot
         // fail; an empty file would be set aside at the next start.
