@@ -3,6 +3,7 @@
 //! a library API: no SSH, no framing, no sessions. Locks and sessions live in
 //! the NETCONF layer; one owner (a mutex in the server) holds `Datastores`.
 
+pub mod confirmed;
 pub mod edit;
 pub mod persist;
 

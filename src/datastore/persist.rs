@@ -191,6 +191,14 @@ impl Store {
         ))
     }
 
+    /// A handle on a state directory that loads nothing, for writing other
+    /// state files there with [`Store::write_atomic`].
+    pub(crate) fn at(state_dir: &Path) -> Store {
+        Store {
+            dir: state_dir.to_path_buf(),
+        }
+    }
+
     /// The state directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -310,7 +318,13 @@ impl Store {
     }
 
     /// temp file, write, fsync, (keep previous copy), rename, fsync dir.
-    fn write_atomic(&self, name: &str, data: &[u8], keep_prev: bool) -> Result<(), PersistError> {
+    /// Also used for other state files (confirmed commit, see `confirmed`).
+    pub(crate) fn write_atomic(
+        &self,
+        name: &str,
+        data: &[u8],
+        keep_prev: bool,
+    ) -> Result<(), PersistError> {
         let path = self.path(name);
         let tmp = self.path(&format!("{name}{TMP_SUFFIX}"));
         {
