@@ -6,4 +6,5 @@
 
 pub mod datastore;
 pub mod error;
+pub mod os;
 pub mod schema;
