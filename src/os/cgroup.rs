@@ -209,6 +209,22 @@ impl HostCgroups {
         Ok(())
     }
 
+    /// Removes the parent group from every hierarchy (fails while app
+    /// groups with processes remain below it). For uninstall and tests.
+    pub fn remove_parent(&self) -> Result<(), OsError> {
+        let mut errors = Vec::new();
+        for root in self.all_roots() {
+            if let Err(e) = remove_tree(&root.join(&self.parent)) {
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(OsError::Cgroup(errors.join("; ")))
+        }
+    }
+
     /// Raw limit file contents of the parent: (cpu, memory), as the kernel
     /// shows them (v2 `cpu.max`/`memory.max`; v1 "quota period"/limit).
     pub fn raw_limits(&self) -> Result<(String, String), OsError> {
