@@ -343,13 +343,6 @@ fn check_running(rt: &OciRuntime, id: &str, s: &Started, caps_mask: u64) {
     assert!(out.status.success(), "exec: {out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("A\nh-{id}\n"));
     assert!(s.rootfs_dir.join("upper/upper/written").exists());
-
-    wait_for("init output in the log", Duration::from_secs(5), || {
-        let log = fs::read_to_string(&s.log).unwrap_or_default();
-        log.contains("variant=A")
-            && log.contains(&format!("APP_GREETING=hello-{id}"))
-            && log.contains("heartbeat 1")
-    });
 }
 
 /// SIGTERM, wait, delete, unmount; asserts each step's effect.
@@ -393,9 +386,12 @@ fn crun_container_with_netns_ports_and_limits() {
     let mut g = Guard::default();
 
     let cg = HostCgroups::new(&format!("apphost-t{p}c")).unwrap();
-    if let CgroupMode::V1 { hybrid } = cg.mode() {
-        eprintln!("cgroup v1 (hybrid: {hybrid})");
-    }
+    // After tools/hybrid-cgroup.sh apply, crun has nothing to refuse.
+    assert!(
+        cg.hybrid_v2_controllers().is_empty(),
+        "{:?}",
+        cg.hybrid_v2_controllers()
+    );
     let rt = OciRuntime::crun(PathBuf::from(format!("/run/apphost-test-{p}/crun"))).unwrap();
     g.runtime = Some(rt.clone());
     g.dirs.push(rt.root.clone());

@@ -14,6 +14,8 @@
 # else changes: existing groups, systemd and runc are unaffected. Idempotent.
 # undo: unmounts those hierarchies again, but only when no group exists in
 # them: unmounting while a container group is still being torn down can hang.
+# The kernel hands an unmounted controller back to cgroup2 a moment later
+# (asynchronously), so `status` right after `undo` may still say "works".
 # On pure v1 and pure v2 hosts both are no-ops.
 set -eu
 

@@ -147,6 +147,21 @@ impl HostCgroups {
         &self.mode
     }
 
+    /// On a hybrid host, the controllers the cgroup2 tree still holds. crun
+    /// 1.8 refuses to run while this is non-empty ("cgroups in hybrid mode
+    /// not supported"); `tools/hybrid-cgroup.sh apply` empties it. Empty on
+    /// pure v1 and v2 hosts.
+    pub fn hybrid_v2_controllers(&self) -> Vec<String> {
+        match (&self.mode, &self.unified) {
+            (CgroupMode::V1 { hybrid: true }, Some(u)) => {
+                std::fs::read_to_string(u.join("cgroup.controllers"))
+                    .map(|s| s.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The mount point of the hierarchy carrying `controller` ("cpu",
     /// "memory", "cpuacct", ...), v2 or v1 as the mode says.
     pub fn controller_root(&self, controller: &str) -> Option<&Path> {

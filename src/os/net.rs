@@ -214,6 +214,10 @@ impl RealNet {
     /// mounts of namespaces then propagate into mount namespaces created
     /// later (a container's, `ip netns exec`'s) and unmounts do too.
     fn prepare_run_dir(&self) -> Result<(), OsError> {
+        // Two threads racing here would both see "not a mount point" and
+        // stack two bind mounts.
+        static PREPARE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _serial = PREPARE.lock().unwrap_or_else(|p| p.into_inner());
         std::fs::create_dir_all(&self.run_dir)
             .map_err(|e| OsError::io(format!("mkdir {}", self.run_dir.display()), e))?;
         let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;

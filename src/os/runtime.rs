@@ -167,8 +167,15 @@ impl Runtime for OciRuntime {
             .map_err(|e| OsError::io(format!("spawn {}", self.binary.display()), e))?;
         if !status.success() {
             let tail = read_tail(log, start);
+            // crun 1.8 on a systemd "hybrid" host: say what fixes it.
+            let hint = if tail.contains("hybrid mode not supported") {
+                " (a cgroup v1 hybrid host whose cgroup2 tree still holds controllers: \
+                 mount them as v1 hierarchies, see tools/hybrid-cgroup.sh, or use runc)"
+            } else {
+                ""
+            };
             return Err(OsError::Command(format!(
-                "{} run {id} failed ({status}): {}",
+                "{} run {id} failed ({status}): {}{hint}",
                 self.name(),
                 tail.trim()
             )));
