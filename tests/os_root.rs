@@ -730,3 +730,78 @@ fn os_real_wires_the_real_parts() {
     };
     assert!(Os::real(&bad).is_err());
 }
+
+// ===== the guard itself =====
+
+/// A test that fails half-way leaves nothing behind: container, mounts,
+/// loop device, netns, links and cgroups all go in the guard's Drop.
+#[test]
+#[cfg_attr(not(feature = "test_as_root"), ignore)]
+fn guard_cleans_up_after_a_failed_test() {
+    crun_ready();
+    let p = pid();
+    let id = format!("fail{p}");
+    let ns = format!("ns{p}f");
+    let veth = format!("vh{p}f");
+    let tap = format!("tp{p}f");
+    let parent = format!("apphost-t{p}f");
+    let rt = OciRuntime::crun(PathBuf::from(format!("/run/apphost-test-{p}/fail"))).unwrap();
+
+    let mut seen: Option<(u32, PathBuf, PathBuf)> = None;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut g = Guard::default();
+        g.runtime = Some(rt.clone());
+        g.dirs.push(rt.root.clone());
+        let cg = HostCgroups::new(&parent).unwrap();
+        g.cgroups = Some(cg.clone());
+        let net = RealNet::new().unwrap();
+        g.netns.push(ns.clone());
+        g.links.push(veth.clone());
+        g.taps.push(tap.clone());
+        net.create_netns(&ns).unwrap();
+        net.add_veth(&veth, "eth0", &ns).unwrap();
+        ip(&["tuntap", "add", &tap, "mode", "tap"]);
+        net.move_port(&tap, &ns, "port0").unwrap();
+        cg.set_limits(50, 50).unwrap();
+        let s = start_container(
+            &mut g,
+            &rt,
+            &cg,
+            &id,
+            Some(net.netns_path(&ns)),
+            &["CAP_KILL"],
+        );
+        let dev = loop_of(&s.rootfs_dir).unwrap();
+        seen = Some((s.pid, dev, s.rootfs_dir.clone()));
+        panic!("deliberate failure with everything set up");
+    }));
+    assert!(outcome.is_err());
+    let (cpid, dev, rootfs_dir) = seen.expect("setup completed before the panic");
+
+    wait_for("container process gone", Duration::from_secs(5), || {
+        // Gone, or a zombie waiting for init to reap it.
+        fs::read_to_string(format!("/proc/{cpid}/stat"))
+            .map(|st| st.contains(") Z "))
+            .unwrap_or(true)
+    });
+    assert!(rt.state(&id).unwrap().is_none());
+    assert!(!LoopOverlay.is_mounted(&rootfs_dir));
+    assert!(mountinfo::read()
+        .iter()
+        .all(|m| !m.mount_point.starts_with(&rootfs_dir)));
+    wait_for("loop detached", Duration::from_secs(3), || {
+        loop_backing_file(&dev).as_deref() != Some(images().0.as_path())
+    });
+    let net = RealNet::new().unwrap();
+    assert!(!net.netns_path(&ns).exists());
+    assert!(!net.link_exists(&veth));
+    assert!(!net.link_exists(&tap));
+    let leftovers: Vec<_> = fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|h| h.path().join(&parent))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(leftovers.is_empty(), "cgroups left: {leftovers:?}");
+    assert!(!rootfs_dir.exists(), "scratch dir left");
+}

@@ -143,6 +143,26 @@ impl HostCgroups {
         Ok(cg)
     }
 
+    /// A layout given explicitly instead of found in mountinfo: for hosts
+    /// with unusual mounts, and for testing the v1/v2 paths on plain
+    /// directories. Creates the parent group like [`HostCgroups::new`].
+    pub fn with_layout(
+        parent: &str,
+        mode: CgroupMode,
+        unified: Option<PathBuf>,
+        v1: Vec<(PathBuf, Vec<String>)>,
+    ) -> Result<Self, OsError> {
+        validate_name(parent)?;
+        let cg = HostCgroups {
+            parent: parent.to_string(),
+            mode,
+            unified,
+            v1,
+        };
+        cg.create_parent()?;
+        Ok(cg)
+    }
+
     pub fn mode(&self) -> &CgroupMode {
         &self.mode
     }
@@ -369,6 +389,79 @@ mod tests {
         assert_eq!(cpu_quota_us(10, 1), Some(10_000));
         assert_eq!(cpu_quota_us(1, 1), Some(1_000));
         assert_eq!(cpu_quota_us(100, 8), None);
+    }
+
+    /// The v2 code path on plain files (this CI host is v1 hybrid).
+    #[test]
+    fn v2_layout_on_plain_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().to_path_buf();
+        let cg =
+            HostCgroups::with_layout("apphost", CgroupMode::V2, Some(r.clone()), vec![]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.join("cgroup.subtree_control")).unwrap(),
+            "+cpu +memory"
+        );
+        cg.set_limits(50, 25).unwrap();
+        let (cpu, mem) = cg.raw_limits().unwrap();
+        let q = cpu_quota_us(50, host_cpus()).unwrap();
+        assert_eq!(cpu, format!("{q} 100000"));
+        assert_eq!(
+            mem,
+            memory_limit(25, host_ram().unwrap()).unwrap().to_string()
+        );
+        cg.set_limits(100, 100).unwrap();
+        assert_eq!(
+            cg.raw_limits().unwrap(),
+            ("max 100000".into(), "max".into())
+        );
+        assert!(cg.set_limits(0, 50).is_err());
+        assert!(cg.set_limits(50, 101).is_err());
+
+        // usage: memory.current and cpu.stat of the app group.
+        let app = r.join("apphost/web");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("memory.current"), "4096\n").unwrap();
+        std::fs::write(app.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();
+        assert_eq!(cg.usage("web"), Some((4096, 1_500_000)));
+        assert_eq!(cg.usage("nope"), None);
+        assert_eq!(cg.app_dirs("web"), vec![app.clone()]);
+    }
+
+    /// The v1 code path on plain files.
+    #[test]
+    fn v1_layout_on_plain_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let mut v1 = Vec::new();
+        for c in ["cpu", "cpuacct", "memory", "pids"] {
+            std::fs::create_dir_all(r.join(c)).unwrap();
+            v1.push((r.join(c), vec![c.to_string()]));
+        }
+        let cg = HostCgroups::with_layout("apphost", CgroupMode::V1 { hybrid: false }, None, v1)
+            .unwrap();
+        cg.set_limits(30, 40).unwrap();
+        let (cpu, mem) = cg.raw_limits().unwrap();
+        assert_eq!(
+            cpu,
+            format!("{} 100000", cpu_quota_us(30, host_cpus()).unwrap())
+        );
+        assert_eq!(
+            mem,
+            memory_limit(40, host_ram().unwrap()).unwrap().to_string()
+        );
+        cg.set_limits(100, 100).unwrap();
+        assert_eq!(cg.raw_limits().unwrap(), ("-1 100000".into(), "-1".into()));
+
+        std::fs::create_dir_all(r.join("memory/apphost/web")).unwrap();
+        std::fs::create_dir_all(r.join("cpuacct/apphost/web")).unwrap();
+        std::fs::create_dir_all(r.join("pids/apphost/web")).unwrap();
+        std::fs::write(r.join("memory/apphost/web/memory.usage_in_bytes"), "8192\n").unwrap();
+        std::fs::write(r.join("cpuacct/apphost/web/cpuacct.usage"), "777\n").unwrap();
+        assert_eq!(cg.usage("web"), Some((8192, 777)));
+        assert_eq!(cg.app_dirs("web").len(), 3);
+        assert!(cg.hybrid_v2_controllers().is_empty());
+        assert!(cg.remove_app("../x").is_err());
     }
 
     #[test]
