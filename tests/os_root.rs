@@ -804,4 +804,7 @@ fn guard_cleans_up_after_a_failed_test() {
         .collect();
     assert!(leftovers.is_empty(), "cgroups left: {leftovers:?}");
     assert!(!rootfs_dir.exists(), "scratch dir left");
+    // `crun state` above recreated the runtime root.
+    let _ = fs::remove_dir_all(&rt.root);
+    let _ = fs::remove_dir(format!("/run/apphost-test-{p}"));
 }
