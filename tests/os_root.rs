@@ -570,6 +570,8 @@ fn rootfs_overlay_on_loop_and_tmpfs() {
         .filter(|m| m.mount_point == fs::canonicalize(&dir).unwrap().join("lower"))
         .count();
     assert_eq!(lowers, 1);
+    // ...but not for another image while mounted.
+    assert!(LoopOverlay.mount(b, &dir, 1 << 20).is_err());
     assert_eq!(
         fs::read_to_string(rootfs.join("etc/variant")).unwrap(),
         "A\n"

@@ -46,7 +46,12 @@ status)
 	;;
 apply)
 	for c in $held; do
-		mkdir -p "$cg/$c"
+		if ! mkdir -p "$cg/$c" 2>/dev/null; then
+			# systemd may mount the /sys/fs/cgroup tmpfs read-only.
+			mount -o remount,rw "$cg"
+			mkdir -p "$cg/$c"
+			mount -o remount,ro "$cg"
+		fi
 		mount -t cgroup -o "$c" cgroup "$cg/$c"
 		echo "mounted $c as a v1 hierarchy on $cg/$c"
 	done

@@ -295,6 +295,23 @@ impl Rootfs for LoopOverlay {
             });
         }
         if self.is_mounted(&dir) {
+            // Idempotent for the same image only: another image below a
+            // live overlay would need an unmount first (and lose the
+            // writable layer), which is the caller's decision.
+            let image = canonical(image);
+            let lower = mount_at(&mountinfo::read(), &dir.join("lower"))
+                .and_then(|m| loop_backing_file(Path::new(&m.source)));
+            if lower.as_deref() != Some(image.as_path()) {
+                return Err(OsError::io(
+                    format!(
+                        "{} is mounted from {:?}, not {}",
+                        dir.display(),
+                        lower,
+                        image.display()
+                    ),
+                    std::io::Error::from_raw_os_error(libc::EBUSY),
+                ));
+            }
             return Ok(dir.join("rootfs"));
         }
         // Leftovers of a half-done earlier attempt would stack below us.
