@@ -475,6 +475,63 @@ fn crun_container_with_netns_ports_and_limits() {
     );
     let (mem_used, cpu_ns) = cg.usage(&id).expect("usage");
     assert!(mem_used > 0 && cpu_ns > 0, "usage {mem_used} {cpu_ns}");
+    // The parent's CPU limit binds the container: a spinner gets at most
+    // 10 % of the host's CPUs (load from elsewhere only lowers it).
+    cg.set_limits(10, 30).unwrap();
+    let before = cg.usage(&id).unwrap().1;
+    let t0 = Instant::now();
+    let out = rt
+        .exec_command(
+            &id,
+            false,
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                "timeout 2 sh -c 'while :; do :; done'; true".into(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let wall = t0.elapsed().as_secs_f64();
+    let used = (cg.usage(&id).unwrap().1 - before) as f64 / 1e9;
+    let allowed = 0.10 * host_cpus() as f64 * wall;
+    eprintln!("spinner: {used:.2} s CPU in {wall:.2} s wall, allowed {allowed:.2} s");
+    assert!(
+        used < allowed * 1.5 + 0.05,
+        "cpu limit not applied: {used} s used in {wall} s"
+    );
+
+    // ...and the RAM limit: 1 % of the host; a bigger buffer gets the
+    // allocating process OOM-killed, a smaller one is fine, init lives on.
+    let limit = memory_limit(1, host_ram().unwrap()).unwrap();
+    cg.set_limits(100, 1).unwrap();
+    let dd = |mib: u64| {
+        rt.exec_command(
+            &id,
+            false,
+            &[
+                "/bin/dd".into(),
+                "if=/dev/zero".into(),
+                "of=/dev/null".into(),
+                format!("bs={mib}M"),
+                "count=1".into(),
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let big = dd(limit / (1 << 20) + 64);
+    // 137 = 128 + SIGKILL: the OOM killer, not a dd error.
+    assert_eq!(big.status.code(), Some(137), "{big:?}");
+    assert!(
+        !big.status.success(),
+        "allocation above the limit survived: {big:?}"
+    );
+    let small = dd(16);
+    assert!(small.status.success(), "{small:?}");
+    assert_eq!(rt.state(&id).unwrap().unwrap().pid, s.pid);
+
     cg.set_limits(100, 100).unwrap();
     let (cpu, mem) = cg.raw_limits().unwrap();
     assert!(cpu.starts_with("-1 ") || cpu.starts_with("max "), "{cpu}");
