@@ -1,12 +1,25 @@
-//! Seams to the operating system (OCI runtime, rootfs mounts, cgroups,
-//! netlink). This file holds only the agreed declarations so the `apphost`
-//! domain compiles on its own branch; the `os` branch provides the real
-//! implementations and a fuller version of this module.
-
-pub mod oci;
+//! The OS layer: everything that touches the kernel or an external program on
+//! behalf of the reconciler. Each concern is a trait so the domain layer can
+//! be tested with fakes; the real implementations live in the submodules and
+//! are exercised as root by `tests/os_root.rs`.
+//!
+//! - [`oci`]: OCI `config.json` generation (pure).
+//! - [`runtime`]: crun/runc driven through `std::process::Command`.
+//! - [`rootfs`]: SquashFS loop mount + tmpfs + overlay.
+//! - [`cgroup`]: the shared parent group and its CPU/RAM limits, v1 and v2.
+//! - [`net`]: `ip netns`-compatible namespaces, veth pairs, port moves.
 
 use std::path::{Path, PathBuf};
 
+pub mod cgroup;
+pub mod mountinfo;
+pub mod net;
+pub mod oci;
+pub mod rootfs;
+pub mod runtime;
+
+/// Errors of the OS layer. Every variant says what was being done, so a
+/// message reaching an operator names the failing step.
 #[derive(Debug, thiserror::Error)]
 pub enum OsError {
     #[error("{op}: {source}")]
@@ -15,12 +28,43 @@ pub enum OsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{op}: {source}")]
+    Sys {
+        op: String,
+        #[source]
+        source: nix::Error,
+    },
+    /// An external program (crun/runc) failed; carries its stderr.
     #[error("{0}")]
     Command(String),
     #[error("netlink: {0}")]
     Netlink(String),
+    #[error("OCI spec: {0}")]
+    Spec(String),
+    /// A name that would become a path or an interface name is unusable.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("cgroup: {0}")]
+    Cgroup(String),
 }
 
+impl OsError {
+    pub(crate) fn io(op: impl Into<String>, source: std::io::Error) -> Self {
+        OsError::Io {
+            op: op.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn sys(op: impl Into<String>, source: nix::Error) -> Self {
+        OsError::Sys {
+            op: op.into(),
+            source,
+        }
+    }
+}
+
+/// A host directory shared into the container (media shares).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
     pub source: PathBuf,
@@ -28,6 +72,7 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
+/// Everything [`oci::write_bundle`] needs to describe one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleSpec {
     /// Container id = app name.
@@ -38,10 +83,10 @@ pub struct BundleSpec {
     pub env: Vec<(String, String)>,
     /// "/" unless the image config says otherwise.
     pub cwd: String,
-    /// "CAP_NET_ADMIN", ... exactly these, in all sets.
+    /// "CAP_NET_ADMIN", ...: exactly these end up effective in the container.
     pub capabilities: Vec<String>,
     pub hostname: String,
-    /// Some(/run/netns/NAME) or None = host netns.
+    /// Some(/run/netns/NAME) or None = the host's network namespace.
     pub netns: Option<PathBuf>,
     /// e.g. "/apphost/NAME" (below the shared parent group).
     pub cgroup_path: String,
@@ -49,6 +94,7 @@ pub struct BundleSpec {
     pub mounts: Vec<BindMount>,
 }
 
+/// One container as the runtime reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerState {
     pub id: String,
@@ -57,8 +103,9 @@ pub struct ContainerState {
     pub status: String,
 }
 
+/// An OCI runtime (crun, runc).
 pub trait Runtime: Send + Sync {
-    /// `run -d`, stdout/stderr to log; returns host pid.
+    /// `run -d`, stdout/stderr to `log`; returns the host pid.
     fn run(&self, id: &str, bundle: &Path, log: &Path) -> Result<u32, OsError>;
     /// None: unknown id.
     fn state(&self, id: &str) -> Result<Option<ContainerState>, OsError>;
@@ -66,10 +113,11 @@ pub trait Runtime: Send + Sync {
     fn kill(&self, id: &str, signal: i32) -> Result<(), OsError>;
     /// Force; idempotent.
     fn delete(&self, id: &str) -> Result<(), OsError>;
-    /// For attach.
+    /// The command that attaches to a shell or program in the container.
     fn exec_command(&self, id: &str, tty: bool, argv: &[String]) -> std::process::Command;
 }
 
+/// The container's root filesystem: image read-only below a tmpfs overlay.
 pub trait Rootfs: Send + Sync {
     /// dir/lower: image loop-mounted ro; dir/upper: tmpfs (size bytes)
     /// holding upper+work; dir/rootfs: overlay. Returns the rootfs path.
@@ -79,6 +127,7 @@ pub trait Rootfs: Send + Sync {
     fn is_mounted(&self, dir: &Path) -> bool;
 }
 
+/// The parent cgroup shared by all apps.
 pub trait Cgroups: Send + Sync {
     /// e.g. "apphost"
     fn parent(&self) -> &str;
@@ -90,6 +139,7 @@ pub trait Cgroups: Send + Sync {
     fn usage(&self, app: &str) -> Option<(u64, u64)>;
 }
 
+/// Network namespaces and links.
 pub trait Net: Send + Sync {
     /// /run/netns/NAME (ip-netns compatible)
     fn netns_path(&self, name: &str) -> PathBuf;
@@ -97,7 +147,7 @@ pub trait Net: Send + Sync {
     fn create_netns(&self, name: &str) -> Result<(), OsError>;
     /// Idempotent.
     fn delete_netns(&self, name: &str) -> Result<(), OsError>;
-    /// Both ends up.
+    /// Both ends up; `peer` is created directly inside `netns`.
     fn add_veth(&self, host: &str, peer: &str, netns: &str) -> Result<(), OsError>;
     /// Host netns; idempotent.
     fn del_link(&self, name: &str) -> Result<(), OsError>;
@@ -108,6 +158,7 @@ pub trait Net: Send + Sync {
     fn link_exists(&self, name: &str) -> bool;
 }
 
+/// The real OS, or fakes, bundled for the reconciler.
 pub struct Os {
     pub runtime: Box<dyn Runtime>,
     pub rootfs: Box<dyn Rootfs>,
@@ -115,18 +166,108 @@ pub struct Os {
     pub net: Box<dyn Net>,
 }
 
-#[derive(Debug, Clone)]
+/// What [`Os::real`] needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OsConfig {
+    /// Absolute path of crun or runc.
     pub runtime_binary: PathBuf,
+    /// Absolute state directory for the runtime (`--root`).
     pub runtime_root: PathBuf,
+    /// Name of the parent cgroup, e.g. "apphost".
     pub cgroup_parent: String,
 }
 
+impl Default for OsConfig {
+    fn default() -> Self {
+        OsConfig {
+            runtime_binary: PathBuf::from("/usr/bin/crun"),
+            runtime_root: PathBuf::from("/run/apphost/crun"),
+            cgroup_parent: "apphost".to_string(),
+        }
+    }
+}
+
 impl Os {
-    /// Placeholder on the `domain` branch: the `os` branch implements it.
-    pub fn real(_cfg: &OsConfig) -> Result<Os, OsError> {
-        Err(OsError::Command(
-            "Os::real is implemented on the os branch".into(),
-        ))
+    /// The real implementations. Captures the agent's network namespace now,
+    /// so ports can be returned to it later from any thread.
+    pub fn real(cfg: &OsConfig) -> Result<Os, OsError> {
+        Ok(Os {
+            runtime: Box::new(runtime::OciRuntime::new(
+                cfg.runtime_binary.clone(),
+                cfg.runtime_root.clone(),
+            )?),
+            rootfs: Box::new(rootfs::LoopOverlay),
+            cgroups: Box::new(cgroup::HostCgroups::new(&cfg.cgroup_parent)?),
+            net: Box::new(net::RealNet::new()?),
+        })
+    }
+}
+
+/// Checks a name that becomes a path component, container id or cgroup name:
+/// `[A-Za-z0-9_.+-]`, not `.`/`..`, at most 64 bytes (like youki's
+/// `validate_id`).
+pub fn validate_name(name: &str) -> Result<(), OsError> {
+    let bad = |reason| {
+        Err(OsError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not names");
+    }
+    if name.len() > 64 {
+        return bad("longer than 64 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+'))
+    {
+        return bad("only letters, digits, '_', '-', '.', '+' are allowed");
+    }
+    Ok(())
+}
+
+/// Checks a network interface name: 1..=15 bytes, no '/', ':' or whitespace.
+pub fn validate_ifname(name: &str) -> Result<(), OsError> {
+    let bad = |reason| {
+        Err(OsError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > 15 {
+        return bad("interface names are 1 to 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not interface names");
+    }
+    if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || !b.is_ascii_graphic())
+    {
+        return bad("no '/', ':', whitespace or control characters");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("web-1.a_b+c").is_ok());
+        for n in ["", ".", "..", "a/b", "a b", &"x".repeat(65)] {
+            assert!(validate_name(n).is_err(), "{n:?}");
+        }
+        assert!(validate_ifname("eth0").is_ok());
+        assert!(validate_ifname("veth-web-12345").is_ok());
+        for n in ["", "0123456789abcdef", "a/b", "a:b", "a b", ".."] {
+            assert!(validate_ifname(n).is_err(), "{n:?}");
+        }
     }
 }

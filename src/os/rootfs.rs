@@ -1,0 +1,359 @@
+//! Container root filesystems: the SquashFS image on a read-only loop device,
+//! a size-limited tmpfs for the writable layer, and an overlay of the two.
+//!
+//! The loop device is configured with `LO_FLAGS_AUTOCLEAR`, so the kernel
+//! detaches it when the squashfs is unmounted (or when the attach fails before
+//! the mount): no loop device outlives its mount even if the agent dies.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::{mountinfo, OsError, Rootfs};
+
+// <linux/loop.h>; not in the libc crate.
+const LOOP_SET_FD: libc::c_ulong = 0x4C00;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LO_FLAGS_READ_ONLY: u32 = 1;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_NAME_SIZE: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; LO_NAME_SIZE],
+    lo_crypt_name: [u8; LO_NAME_SIZE],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// Attach attempts before giving up: another process may grab the device
+/// `LOOP_CTL_GET_FREE` handed us before we configure it.
+const ATTACH_RETRIES: usize = 16;
+
+/// Loop + tmpfs + overlay, all through syscalls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoopOverlay;
+
+fn last_os_error(op: String) -> OsError {
+    OsError::io(op, std::io::Error::last_os_error())
+}
+
+/// Attaches `image` read-only to a free loop device; returns the open device
+/// (autoclear: closing it without a mount detaches) and its path.
+pub fn attach_loop(image: &Path) -> Result<(File, PathBuf), OsError> {
+    let backing =
+        File::open(image).map_err(|e| OsError::io(format!("open image {}", image.display()), e))?;
+    let ctl = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")
+        .map_err(|e| OsError::io("open /dev/loop-control", e))?;
+
+    let mut info = LoopInfo64 {
+        lo_device: 0,
+        lo_inode: 0,
+        lo_rdevice: 0,
+        lo_offset: 0,
+        lo_sizelimit: 0,
+        lo_number: 0,
+        lo_encrypt_type: 0,
+        lo_encrypt_key_size: 0,
+        lo_flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+        lo_file_name: [0; LO_NAME_SIZE],
+        lo_crypt_name: [0; LO_NAME_SIZE],
+        lo_encrypt_key: [0; 32],
+        lo_init: [0; 2],
+    };
+    // Informational only (shown by losetup); truncated like losetup does.
+    let name = image.to_string_lossy();
+    let n = name.len().min(LO_NAME_SIZE - 1);
+    info.lo_file_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+
+    let mut last_err = None;
+    for _ in 0..ATTACH_RETRIES {
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a number.
+        let nr = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE) };
+        if nr < 0 {
+            return Err(last_os_error("LOOP_CTL_GET_FREE".into()));
+        }
+        let dev_path = PathBuf::from(format!("/dev/loop{nr}"));
+        let dev = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&dev_path)
+            .map_err(|e| OsError::io(format!("open {}", dev_path.display()), e))?;
+        let cfg = LoopConfig {
+            fd: backing.as_raw_fd() as u32,
+            block_size: 0,
+            info,
+            reserved: [0; 8],
+        };
+        // SAFETY: cfg is a valid struct loop_config living across the call.
+        let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE, &cfg as *const LoopConfig) };
+        if rc == 0 {
+            return Ok((dev, dev_path));
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            // Raced with another attacher: ask for the next free device.
+            Some(libc::EBUSY) => last_err = Some(err),
+            // Kernel older than 5.8: the two-step attach.
+            Some(libc::EINVAL) | Some(libc::ENOTTY) => {
+                // SAFETY: LOOP_SET_FD takes the backing fd by value.
+                let rc = unsafe {
+                    libc::ioctl(
+                        dev.as_raw_fd(),
+                        LOOP_SET_FD,
+                        backing.as_raw_fd() as libc::c_ulong,
+                    )
+                };
+                if rc != 0 {
+                    let err = std::io::Error::last_os_error();
+                    if err.raw_os_error() == Some(libc::EBUSY) {
+                        last_err = Some(err);
+                        continue;
+                    }
+                    return Err(OsError::io(
+                        format!("LOOP_SET_FD {}", dev_path.display()),
+                        err,
+                    ));
+                }
+                // SAFETY: info is a valid struct loop_info64.
+                let rc = unsafe {
+                    libc::ioctl(
+                        dev.as_raw_fd(),
+                        LOOP_SET_STATUS64,
+                        &info as *const LoopInfo64,
+                    )
+                };
+                if rc != 0 {
+                    let err = std::io::Error::last_os_error();
+                    // SAFETY: LOOP_CLR_FD takes no argument.
+                    unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD) };
+                    return Err(OsError::io(
+                        format!("LOOP_SET_STATUS64 {}", dev_path.display()),
+                        err,
+                    ));
+                }
+                return Ok((dev, dev_path));
+            }
+            _ => {
+                return Err(OsError::io(
+                    format!("LOOP_CONFIGURE {}", dev_path.display()),
+                    err,
+                ))
+            }
+        }
+    }
+    Err(OsError::io(
+        "attach loop device",
+        last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EBUSY)),
+    ))
+}
+
+/// The file a loop device is bound to, if any (`/sys/block/loopN/loop/backing_file`).
+pub fn loop_backing_file(dev: &Path) -> Option<PathBuf> {
+    let name = dev.file_name()?.to_str()?;
+    let text = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
+    Some(PathBuf::from(text.trim_end_matches('\n')))
+}
+
+/// Detaches a loop device unless it is unbound already.
+fn detach_loop(dev: &Path) -> Result<(), OsError> {
+    if loop_backing_file(dev).is_none() {
+        return Ok(());
+    }
+    let f = match File::open(dev) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(OsError::io(format!("open {}", dev.display()), e)),
+    };
+    // SAFETY: LOOP_CLR_FD takes no argument.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), LOOP_CLR_FD) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        // ENXIO: not bound (autoclear got there first).
+        if err.raw_os_error() != Some(libc::ENXIO) {
+            return Err(OsError::io(format!("LOOP_CLR_FD {}", dev.display()), err));
+        }
+    }
+    Ok(())
+}
+
+/// `dir` as mountinfo spells it: absolute, symlinks resolved.
+fn canonical(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+fn mount_at(mounts: &[mountinfo::MountEntry], p: &Path) -> Option<mountinfo::MountEntry> {
+    // The last entry wins: it is the one on top.
+    mounts.iter().rev().find(|m| m.mount_point == p).cloned()
+}
+
+fn mkdir(p: &Path) -> Result<(), OsError> {
+    std::fs::create_dir_all(p).map_err(|e| OsError::io(format!("mkdir {}", p.display()), e))
+}
+
+impl LoopOverlay {
+    fn mount_all(&self, image: &Path, dir: &Path, tmpfs_size: u64) -> Result<PathBuf, OsError> {
+        let lower = dir.join("lower");
+        let upper = dir.join("upper");
+        let rootfs = dir.join("rootfs");
+        for p in [&lower, &upper, &rootfs] {
+            mkdir(p)?;
+        }
+
+        let (dev, dev_path) = attach_loop(image)?;
+        mount(
+            Some(&dev_path),
+            &lower,
+            Some("squashfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            OsError::sys(
+                format!("mount {} on {}", dev_path.display(), lower.display()),
+                e,
+            )
+        })?;
+        // The mount holds the device now; with autoclear, unmounting detaches it.
+        drop(dev);
+
+        let opts = format!("size={tmpfs_size},mode=0755");
+        mount(
+            Some("tmpfs"),
+            &upper,
+            Some("tmpfs"),
+            MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+            Some(opts.as_str()),
+        )
+        .map_err(|e| OsError::sys(format!("mount tmpfs on {}", upper.display()), e))?;
+        let up = upper.join("upper");
+        let work = upper.join("work");
+        mkdir(&up)?;
+        mkdir(&work)?;
+
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            up.display(),
+            work.display()
+        );
+        mount(
+            Some("overlay"),
+            &rootfs,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| OsError::sys(format!("mount overlay on {}", rootfs.display()), e))?;
+        Ok(rootfs)
+    }
+}
+
+impl Rootfs for LoopOverlay {
+    fn mount(&self, image: &Path, dir: &Path, tmpfs_size: u64) -> Result<PathBuf, OsError> {
+        if !image.is_file() {
+            return Err(OsError::io(
+                format!("image {}", image.display()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        mkdir(dir)?;
+        let dir = canonical(dir);
+        // The overlay option string is comma/colon separated.
+        let s = dir.to_string_lossy();
+        if s.contains(',') || s.contains(':') {
+            return Err(OsError::InvalidName {
+                name: s.into_owned(),
+                reason: "rootfs directory must not contain ',' or ':'",
+            });
+        }
+        if self.is_mounted(&dir) {
+            // Idempotent for the same image only: another image below a
+            // live overlay would need an unmount first (and lose the
+            // writable layer), which is the caller's decision.
+            let image = canonical(image);
+            let lower = mount_at(&mountinfo::read(), &dir.join("lower"))
+                .and_then(|m| loop_backing_file(Path::new(&m.source)));
+            if lower.as_deref() != Some(image.as_path()) {
+                return Err(OsError::io(
+                    format!(
+                        "{} is mounted from {:?}, not {}",
+                        dir.display(),
+                        lower,
+                        image.display()
+                    ),
+                    std::io::Error::from_raw_os_error(libc::EBUSY),
+                ));
+            }
+            return Ok(dir.join("rootfs"));
+        }
+        // Leftovers of a half-done earlier attempt would stack below us.
+        self.unmount(&dir)?;
+        self.mount_all(image, &dir, tmpfs_size).inspect_err(|e| {
+            tracing::warn!(dir = %dir.display(), error = %e, "rootfs mount failed, rolling back");
+            if let Err(e2) = self.unmount(&dir) {
+                tracing::error!(dir = %dir.display(), error = %e2, "rootfs rollback failed");
+            }
+        })
+    }
+
+    fn unmount(&self, dir: &Path) -> Result<(), OsError> {
+        let dir = canonical(dir);
+        let mut loops = Vec::new();
+        for sub in ["rootfs", "upper", "lower"] {
+            let p = dir.join(sub);
+            // Unmount every layer stacked on the point (normally one).
+            while let Some(m) = mount_at(&mountinfo::read(), &p) {
+                if m.source.starts_with("/dev/loop") {
+                    let dev = PathBuf::from(&m.source);
+                    if let Some(backing) = loop_backing_file(&dev) {
+                        loops.push((dev, backing));
+                    }
+                }
+                umount2(&p, MntFlags::empty())
+                    .map_err(|e| OsError::sys(format!("umount {}", p.display()), e))?;
+            }
+        }
+        // Autoclear detaches on the last unmount; make sure anyway, as a
+        // device still bound here would leak. Only if it still holds the same
+        // file: once free, another process may have attached something else.
+        for (dev, backing) in loops {
+            if loop_backing_file(&dev).as_deref() == Some(backing.as_path()) {
+                detach_loop(&dev)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn is_mounted(&self, dir: &Path) -> bool {
+        let p = canonical(dir).join("rootfs");
+        mount_at(&mountinfo::read(), &p).is_some_and(|m| m.fs_type == "overlay")
+    }
+}
