@@ -4,6 +4,11 @@
 //! SSH ([`ssh`]) → NETCONF session ([`netconf`]) → datastores ([`datastore`])
 //! → reconciler ([`apphost`]) → OS ([`os`]).
 
+pub mod config;
 pub mod datastore;
 pub mod error;
+pub mod netconf;
+pub mod reconciler;
 pub mod schema;
+pub mod server;
+pub mod ssh;
