@@ -128,21 +128,12 @@ impl Datastores {
         self.candidate_modified
     }
     /// edit-config / edit-data. `config` is the `<config>` element.
-    pub fn edit(
-        &mut self,
-        target: DsName,
-        config: roxmltree::Node<'_, '_>,
-        opts: &EditOptions,
-    ) -> EditOutcome {
+    pub fn edit(&mut self, target: DsName, config: roxmltree::Node<'_, '_>, opts: &EditOptions) -> EditOutcome {
         let _ = (target, config, opts);
         todo!("edit helper")
     }
     /// copy-config (RFC 6241 §7.3).
-    pub fn copy_config(
-        &mut self,
-        target: DsName,
-        source: ConfigSource<'_>,
-    ) -> Result<Option<Commit>, Vec<RpcError>> {
+    pub fn copy_config(&mut self, target: DsName, source: ConfigSource<'_>) -> Result<Option<Commit>, Vec<RpcError>> {
         let _ = (target, source);
         todo!("edit helper")
     }
@@ -165,10 +156,7 @@ impl Datastores {
         todo!("edit helper")
     }
     /// Replaces running wholesale (confirmed-commit rollback, restore).
-    pub fn replace_running(
-        &mut self,
-        tree: DataTree<'static>,
-    ) -> Result<Option<Commit>, Vec<RpcError>> {
+    pub fn replace_running(&mut self, tree: DataTree<'static>) -> Result<Option<Commit>, Vec<RpcError>> {
         let _ = tree;
         todo!("edit helper")
     }
