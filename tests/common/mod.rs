@@ -157,7 +157,7 @@ impl russh::client::Handler for ClientHandler {
 
 pub enum Login<'a> {
     Password(&'a str, &'a str),
-    Key(&'a str, PrivateKey),
+    Key(&'a str, Box<PrivateKey>),
 }
 
 /// A minimal NETCONF client.
@@ -181,7 +181,7 @@ pub async fn ssh_connect(
     let ok = match login {
         Login::Password(u, p) => handle.authenticate_password(u, p).await?.success(),
         Login::Key(u, k) => handle
-            .authenticate_publickey(u, PrivateKeyWithHashAlg::new(Arc::new(k), None))
+            .authenticate_publickey(u, PrivateKeyWithHashAlg::new(Arc::new(*k), None))
             .await?
             .success(),
     };
