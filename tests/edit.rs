@@ -387,7 +387,34 @@ fn two_key_list() {
     assert_eq!(e.path.as_deref(), Some("/edit-test:top/pair"));
     // A bad key value.
     let e = edit(&mut ds, C, "<pair><a>x</a><b>seventy</b></pair>");
-    assert_eq!(one_err(&e).tag, ErrorTag::InvalidValue);
+    let e = one_err(&e);
+    assert_eq!(e.tag, ErrorTag::InvalidValue);
+    assert!(
+        e.message.as_deref().unwrap_or("").contains("seventy"),
+        "libyang's message: {:?}",
+        e.message
+    );
+    assert_eq!(info(e, "bad-element"), Some("b"));
+    let e = edit(
+        &mut ds,
+        C,
+        "<order>a</order><flags>ok</flags><item><name>i</name><value>1</value></item>",
+    );
+    assert!(e.errors.is_empty());
+    let e = edit(
+        &mut ds,
+        C,
+        "<rule><id>r</id></rule><order>b</order><item><name>i</name><value>x</value></item>",
+    );
+    assert!(
+        e.errors[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("\"x\""),
+        "{:?}",
+        e.errors
+    );
     // A key given twice with different values.
     let e = edit(&mut ds, C, "<pair><a>x</a><a>y</a><b>2</b></pair>");
     assert_eq!(one_err(&e).tag, ErrorTag::BadElement);
@@ -1207,4 +1234,45 @@ fn bench_merge_one_entry_and_commit_with_1000_stored() {
     }
     let per = t0.elapsed() / rounds;
     println!("edit-config (merge 1 app) + commit, 1000 apps stored: {per:?} per round");
+}
+
+#[test]
+#[ignore]
+fn bench_parts() {
+    let mut ds = store();
+    let mut body = String::new();
+    for i in 0..1000 {
+        body.push_str(&format!(
+            "<app><name>app{i}</name><enable>true</enable><description>d{i}</description></app>"
+        ));
+    }
+    let out = raw_edit(&mut ds, R, &ah(&body), &EditOptions::default());
+    assert!(out.errors.is_empty());
+    let t = ds.tree(R);
+    let t0 = std::time::Instant::now();
+    let mut d = t.duplicate().expect("dup");
+    println!("dup: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    d.validate(yang2::data::DataValidationFlags::NO_STATE)
+        .expect("valid");
+    println!("validate: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let out = raw_edit(
+        &mut ds,
+        C,
+        &ah("<app><name>x</name><enable>true</enable></app>"),
+        &EditOptions::default(),
+    );
+    assert!(out.errors.is_empty());
+    println!("edit candidate: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let mut c = ds.tree(C).duplicate().expect("dup");
+    println!("dup candidate: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    c.validate(yang2::data::DataValidationFlags::NO_STATE)
+        .expect("valid");
+    println!("validate candidate: {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    ds.commit().expect("commit");
+    println!("commit: {:?}", t0.elapsed());
 }

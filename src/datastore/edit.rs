@@ -195,23 +195,6 @@ impl Walk {
         }
     }
 
-    /// Adds default nodes (for trees that are not validated, i.e. candidate).
-    pub fn add_implicit(&mut self) {
-        // SAFETY: owned tree; libyang updates `first` when it adds top-level nodes.
-        unsafe {
-            let ctx = ctx_raw(self.ctx);
-            ffi::lyd_new_implicit_all(
-                &mut self.first,
-                ctx,
-                ffi::LYD_IMPLICIT_NO_STATE,
-                ptr::null_mut(),
-            );
-            if !self.first.is_null() {
-                self.first = ffi::lyd_first_sibling(self.first);
-            }
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn children(
         &mut self,
@@ -568,9 +551,12 @@ impl Walk {
                     ));
                 }
             }
-            let kval = match self.xml_value(kx, k, kval) {
+            let kval = match self
+                .xml_value(kx, k, kval)
+                .and_then(|v| self.check_value(k, &v).map(|_| v))
+            {
                 Ok(v) => v,
-                Err(e) => return self.fail(e.with_path(base)),
+                Err(e) => return self.fail(e.with_path(base).with_info("bad-element", kname)),
             };
             let Some(q) = quote(&kval) else {
                 let e = RpcError::app(
@@ -738,7 +724,10 @@ impl Walk {
             .with_path(base);
             return self.fail(e);
         }
-        let value = match self.xml_value(x, snode, text_of(x)) {
+        let value = match self
+            .xml_value(x, snode, text_of(x))
+            .and_then(|v| self.check_value(snode, &v).map(|_| v))
+        {
             Ok(v) => v,
             Err(e) => return self.fail(e.with_path(base)),
         };
@@ -916,6 +905,36 @@ impl Walk {
         Ok(format!("{}:{ident}", m.name()))
     }
 
+    /// Checks a key or leaf-list value before it is used in a lookup, so a
+    /// bad value gets libyang's own message.
+    fn check_value(&self, snode: SNode, v: &str) -> Result<(), RpcError> {
+        let cv = cstring(v);
+        // SAFETY: valid schema node of the context; cv outlives the call.
+        let r = unsafe {
+            let ctx = (*(*snode).module).ctx;
+            ffi::lyd_value_validate(
+                ctx,
+                snode,
+                cv.as_ptr(),
+                cv.as_bytes().len(),
+                ptr::null(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        match r {
+            // Incomplete: a leafref or instance-identifier, resolved only
+            // against the whole tree at validation.
+            ffi::LY_ERR::LY_SUCCESS | ffi::LY_ERR::LY_EINCOMPLETE => Ok(()),
+            _ => {
+                let mut e = self.yang_err("");
+                e.path = None;
+                e.tag = ErrorTag::InvalidValue;
+                Err(e)
+            }
+        }
+    }
+
     /// Finds the instance of `snode` under `dparent` (top level when null).
     fn find(&self, dparent: Node, snode: SNode, key: Option<&str>) -> Result<Node, RpcError> {
         // SAFETY: dparent is null or a node of the owned tree.
@@ -997,6 +1016,12 @@ impl Walk {
                 ffi::lyd_insert_sibling(first, n, &mut first);
                 self.first = first;
             }
+            // New inner nodes get their defaults now, so the candidate (never
+            // validated on edit) shows them too; only this subtree is
+            // walked, not the whole tree.
+            if u32::from((*snode).nodetype) & (ffi::LYS_CONTAINER | ffi::LYS_LIST) != 0 {
+                ffi::lyd_new_implicit_tree(n, ffi::LYD_IMPLICIT_NO_STATE, ptr::null_mut());
+            }
         }
         Ok(n)
     }
@@ -1039,7 +1064,7 @@ impl Walk {
                 (*dparent).schema
             };
             let mut s = snode;
-            while !(*s).parent.is_null() && (*s).parent as SNode != stop {
+            while !(*s).parent.is_null() && !ptr::eq((*s).parent, stop) {
                 let p = (*s).parent as SNode;
                 if u32::from((*p).nodetype) == ffi::LYS_CASE {
                     let choice = (*p).parent as SNode;
@@ -1093,14 +1118,6 @@ unsafe fn cstr_str<'a>(p: *const c_char) -> &'a str {
         return "";
     }
     CStr::from_ptr(p).to_str().unwrap_or("")
-}
-
-fn ctx_raw(ctx: &Context) -> *const ffi::ly_ctx {
-    // The yang2 Context keeps its raw pointer private; every module knows it.
-    ctx.get_module_implemented("ietf-netconf")
-        .or_else(|| ctx.modules(true).next())
-        // SAFETY: module of the context.
-        .map_or(ptr::null(), |m| unsafe { (*m.as_raw()).ctx })
 }
 
 /// The libyang data path of a node (for changes and errors).

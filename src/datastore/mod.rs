@@ -180,9 +180,6 @@ impl Datastores {
         if !stopped && opts.default_operation == DefaultOperation::Replace {
             walk.drop_untouched_top();
         }
-        if target == DsName::Candidate || opts.test_option == TestOption::TestOnly {
-            walk.add_implicit();
-        }
         out.errors = std::mem::take(&mut walk.errors);
         let changes = std::mem::take(&mut walk.changes);
         if !out.errors.is_empty() && !cont {
@@ -191,7 +188,7 @@ impl Datastores {
         let mut work = walk.into_tree();
         if opts.test_option == TestOption::TestOnly {
             if let Err(e) = work.validate(DataValidationFlags::NO_STATE) {
-                out.errors.push(RpcError::from_yang(&e));
+                out.errors.push(validation_error(&e));
             }
             return out;
         }
@@ -206,7 +203,7 @@ impl Datastores {
             }
             DsName::Running | DsName::Startup => {
                 if let Err(e) = work.validate(DataValidationFlags::NO_STATE) {
-                    out.errors.push(RpcError::from_yang(&e));
+                    out.errors.push(validation_error(&e));
                     return out;
                 }
                 match self.install(target, work) {
@@ -276,7 +273,7 @@ impl Datastores {
         };
         let mut t = src.duplicate().map_err(|e| vec![RpcError::from_yang(&e)])?;
         t.validate(DataValidationFlags::NO_STATE)
-            .map_err(|e| vec![RpcError::from_yang(&e)])?;
+            .map_err(|e| vec![validation_error(&e)])?;
         Ok(t)
     }
 
@@ -342,14 +339,11 @@ impl Datastores {
             return Ok(None);
         }
         let tree = self.validated(&ConfigSource::Datastore(DsName::Candidate))?;
+        // Still marked modified during the install, so the candidate (which
+        // holds this very content) is not copied again from running.
+        let commit = self.install(DsName::Running, tree).map_err(|e| vec![e])?;
         self.candidate_modified = false;
-        match self.install(DsName::Running, tree) {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                self.candidate_modified = true;
-                Err(vec![e])
-            }
-        }
+        Ok(commit)
     }
 
     /// discard-changes (RFC 6241 §8.3.4.2).
@@ -364,9 +358,21 @@ impl Datastores {
         mut tree: DataTree<'static>,
     ) -> Result<Option<Commit>, Vec<RpcError>> {
         tree.validate(DataValidationFlags::NO_STATE)
-            .map_err(|e| vec![RpcError::from_yang(&e)])?;
+            .map_err(|e| vec![validation_error(&e)])?;
         self.install(DsName::Running, tree).map_err(|e| vec![e])
     }
+}
+
+/// A failed full validation. Values were checked when the tree was built,
+/// so an `invalid-value` from validation is a `must` (or other constraint)
+/// failure, which RFC 7950 §15.1–15.5 reports as `operation-failed` with
+/// the `must`'s app-tag (e.g. `port-in-use`).
+fn validation_error(e: &yang2::Error) -> RpcError {
+    let mut r = RpcError::from_yang(e);
+    if r.tag == ErrorTag::InvalidValue {
+        r.tag = ErrorTag::OperationFailed;
+    }
+    r
 }
 
 /// A copy of a tree; duplicating only fails when memory runs out, and then
