@@ -568,3 +568,65 @@ async fn idle_timeout_closes_session() {
     assert!(c.closed_by_server().await);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_filters_monitoring_and_yang_library() {
+    let a = TestAgent::start().await;
+    let mut c1 = a.connect().await;
+    let c2 = a.connect().await;
+    assert!(is_ok(
+        &c1.rpc("<lock><target><running/></target></lock>")
+            .await
+            .unwrap()
+    ));
+    // netconf-state lists both sessions and the lock.
+    let r = c1
+        .rpc("<get><filter type=\"subtree\"><netconf-state xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring\"/></filter></get>")
+        .await
+        .unwrap();
+    let d = roxmltree::Document::parse(&r).unwrap();
+    let ids: Vec<String> = d
+        .descendants()
+        .filter(|n| {
+            n.tag_name().name() == "session-id"
+                && n.parent().is_some_and(|p| p.tag_name().name() == "session")
+        })
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect();
+    assert!(
+        ids.contains(&c1.session_id.to_string()) && ids.contains(&c2.session_id.to_string()),
+        "{r}"
+    );
+    assert!(
+        d.descendants()
+            .any(|n| n.tag_name().name() == "locked-by-session"
+                && n.text() == Some(&c1.session_id.to_string())),
+        "{r}"
+    );
+    // yang-library content-id equals the hello's.
+    let r = c1
+        .rpc("<get><filter type=\"xpath\" xmlns:yl=\"urn:ietf:params:xml:ns:yang:ietf-yang-library\" select=\"/yl:yang-library/yl:content-id\"/></get>")
+        .await
+        .unwrap();
+    let id = text_of(&r, "content-id").expect("content-id");
+    assert!(
+        c1.server_hello.contains(&format!("content-id={id}<")),
+        "{id}"
+    );
+    // get-config with a subtree filter selecting nothing that exists.
+    let r = c1
+        .rpc(&format!("<get-config><source><running/></source><filter><app-hosting xmlns=\"{AH}\"/></filter></get-config>"))
+        .await
+        .unwrap();
+    assert!(r.contains("<data"), "{r}");
+    // NMDA get-data of operational with an xpath filter.
+    let r = c1
+        .rpc("<get-data xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-nmda\" xmlns:ds=\"urn:ietf:params:xml:ns:yang:ietf-datastores\">\
+              <datastore>ds:operational</datastore>\
+              <xpath-filter xmlns:ncm=\"urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring\">/ncm:netconf-state/ncm:sessions</xpath-filter></get-data>")
+        .await
+        .unwrap();
+    assert!(r.contains("<sessions>") || r.contains("sessions"), "{r}");
+    assert!(!r.contains("yang-library"), "{r}");
+    a.stop().await;
+}

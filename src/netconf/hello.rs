@@ -24,20 +24,6 @@ const PROTOCOL_CAPS: &[&str] = &[
     "urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
 ];
 
-/// The yang-library content-id (RFC 8525 `content-id`, RFC 8526 hello
-/// capability): libyang's hash of the module set, in decimal. The
-/// yang-library state data must report the same value.
-pub fn content_id() -> String {
-    // yang2 does not expose the context pointer; every module points to it.
-    let Some(m) = crate::schema::context().modules(false).next() else {
-        return "0".into();
-    };
-    // SAFETY: the module and its context are valid and live for 'static;
-    // the call only reads the context.
-    let hash = unsafe { yang2::ffi::ly_ctx_get_modules_hash((*m.as_raw()).ctx) };
-    hash.to_string()
-}
-
 /// Every capability URI we announce.
 pub fn capabilities() -> &'static [String] {
     static CAPS: OnceLock<Vec<String>> = OnceLock::new();
@@ -45,7 +31,7 @@ pub fn capabilities() -> &'static [String] {
         let mut caps: Vec<String> = PROTOCOL_CAPS.iter().map(|s| s.to_string()).collect();
         caps.push(format!(
             "urn:ietf:params:netconf:capability:yang-library:1.1?revision={YANG_LIBRARY_REVISION}&content-id={}",
-            content_id()
+            crate::netconf::yanglib::content_id()
         ));
         caps.extend(module_capabilities());
         caps

@@ -1,89 +1,139 @@
-//! Data selection and printing for get, get-config and get-data:
-//! with-defaults (RFC 6243) and filters (RFC 6241 §6, §8.9).
-//!
-//! Filters proper live in the `filter` module (another branch); until it
-//! is merged a filter is refused with operation-not-supported rather than
-//! answered with unfiltered data.
+//! Reading data for get, get-config and get-data: the request parameters
+//! (`<filter>`, with-defaults) and the trees to read from (datastores,
+//! operational state, monitoring, yang-library). Filtering and printing
+//! themselves are in [`filter`](crate::netconf::filter) and
+//! [`print`](crate::netconf::print).
+
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 
 use roxmltree::Node;
-use yang2::data::{Data, DataFormat, DataPrinterFlags, DataTree};
+use yang2::data::DataTree;
 
-use crate::error::{ErrorTag, RpcError};
-use crate::netconf::rpc::{bad, child, WITH_DEFAULTS_NS};
-
-/// with-defaults retrieval mode (RFC 6243 §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WithDefaults {
-    /// Our basic mode.
-    #[default]
-    Explicit,
-    ReportAll,
-    ReportAllTagged,
-    Trim,
-}
+use crate::datastore::DsName;
+use crate::error::RpcError;
+use crate::netconf::filter::Filter;
+use crate::netconf::monitoring::{self, Counters, MonitoringInfo, SessionInfo, Stats};
+use crate::netconf::print::WithDefaults;
+use crate::netconf::rpc::{bad, child, RpcCtx, WITH_DEFAULTS_NS};
+use crate::netconf::{hello, yanglib};
 
 /// Reads the optional `<with-defaults>` parameter of `op`.
 pub fn with_defaults(op: Node<'_, '_>) -> Result<WithDefaults, RpcError> {
-    let Some(n) = child(op, WITH_DEFAULTS_NS, "with-defaults") else {
-        return Ok(WithDefaults::default());
-    };
-    match n.text().unwrap_or("").trim() {
-        "explicit" => Ok(WithDefaults::Explicit),
-        "report-all" => Ok(WithDefaults::ReportAll),
-        "report-all-tagged" => Ok(WithDefaults::ReportAllTagged),
-        "trim" => Ok(WithDefaults::Trim),
-        other => Err(bad(
-            "with-defaults",
-            format!("unknown with-defaults mode {other:?}"),
-        )),
-    }
-}
-
-/// Prints a tree (all top-level siblings) as the content of `<data>`.
-/// The output is stable: same tree, same bytes (Ansible compares texts).
-pub fn print(tree: &DataTree<'_>, wd: WithDefaults) -> Result<String, RpcError> {
-    let wd_flag = match wd {
-        WithDefaults::Explicit => DataPrinterFlags::WD_EXPLICIT,
-        WithDefaults::ReportAll => DataPrinterFlags::WD_ALL,
-        WithDefaults::ReportAllTagged => {
-            DataPrinterFlags::from_bits_retain(yang2::ffi::LYD_PRINT_WD_ALL_TAG)
+    match child(op, WITH_DEFAULTS_NS, "with-defaults") {
+        None => Ok(WithDefaults::Explicit),
+        Some(n) => {
+            let v = n.text().unwrap_or("");
+            WithDefaults::parse(v)
+                .ok_or_else(|| bad("with-defaults", format!("unknown with-defaults mode {v:?}")))
         }
-        WithDefaults::Trim => DataPrinterFlags::WD_TRIM,
-    };
-    if tree.reference().is_none() {
-        return Ok(String::new());
     }
-    tree.print_string(
-        DataFormat::XML,
-        DataPrinterFlags::WITH_SIBLINGS | DataPrinterFlags::SHRINK | wd_flag,
-    )
-    .map(|s| s.unwrap_or_default())
-    .map_err(|e| RpcError::from_yang(&e).with_message(format!("printing data: {e}")))
 }
 
-/// What a `<filter>` parameter selects.
+/// Reads the optional RFC 6241 `<filter>` of get / get-config.
+pub fn filter(op: Node<'_, '_>, ns: &str) -> Result<Option<Filter>, RpcError> {
+    child(op, ns, "filter")
+        .map(Filter::from_filter_element)
+        .transpose()
+}
+
+/// Which trees make up the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
-    All,
-    Nothing,
+pub struct Parts {
+    pub config: bool,
+    pub state: bool,
 }
 
-/// Reads the `<filter>` parameter of `op` (namespace `ns`).
-pub fn filter(op: Node<'_, '_>, ns: &str) -> Result<Selection, RpcError> {
-    let Some(f) = child(op, ns, "filter") else {
-        return Ok(Selection::All);
-    };
-    let subtree = f
-        .attributes()
-        .find(|a| a.name() == "type")
-        .is_none_or(|a| a.value() == "subtree");
-    // An empty subtree filter selects nothing (RFC 6241 §6.4.2).
-    if subtree && !f.children().any(|c| c.is_element()) {
-        return Ok(Selection::Nothing);
+/// The operational data (domain state, netconf-state, yang-library),
+/// merged into `tree`.
+pub fn merge_state(ctx: &RpcCtx<'_>, tree: &mut DataTree<'static>) -> Result<(), RpcError> {
+    let yerr = |e: yang2::Error| RpcError::from_yang(&e);
+    if let Some(p) = ctx.agent.state_provider() {
+        if let Some(state) = p.state()? {
+            tree.merge(&state).map_err(yerr)?;
+        }
     }
-    Err(RpcError::protocol(
-        ErrorTag::OperationNotSupported,
-        "filters are not supported yet",
-    )
-    .with_info("bad-element", "filter"))
+    tree.merge(&monitoring::state(&monitoring_info(ctx))?)
+        .map_err(yerr)?;
+    tree.merge(yanglib_state()?).map_err(yerr)?;
+    Ok(())
+}
+
+/// Running config and/or state, as one tree.
+pub fn operational(ctx: &RpcCtx<'_>, parts: Parts) -> Result<DataTree<'static>, RpcError> {
+    let mut tree = if parts.config {
+        ctx.agent
+            .core()
+            .ds
+            .tree(DsName::Running)
+            .duplicate()
+            .map_err(|e| RpcError::from_yang(&e))?
+    } else {
+        DataTree::new(crate::schema::context())
+    };
+    if parts.state {
+        merge_state(ctx, &mut tree)?;
+    }
+    Ok(tree)
+}
+
+/// The yang-library never changes while the agent runs: built once.
+fn yanglib_state() -> Result<&'static DataTree<'static>, RpcError> {
+    static TREE: OnceLock<DataTree<'static>> = OnceLock::new();
+    if let Some(t) = TREE.get() {
+        return Ok(t);
+    }
+    let t = yanglib::state()?;
+    Ok(TREE.get_or_init(|| t))
+}
+
+/// A snapshot of sessions, locks and counters for netconf-state.
+pub fn monitoring_info(ctx: &RpcCtx<'_>) -> MonitoringInfo {
+    let agent = ctx.agent;
+    let mut info = MonitoringInfo::new(agent.start_time);
+    let n = |a: &std::sync::atomic::AtomicU64| {
+        u32::try_from(a.load(Ordering::Relaxed)).unwrap_or(u32::MAX)
+    };
+    info.sessions = agent
+        .session_list()
+        .into_iter()
+        .map(|s| SessionInfo {
+            session_id: s.id,
+            username: s.user.clone(),
+            source_host: s.peer.map(|p| p.ip().to_string()),
+            login_time: s.login_time,
+            counters: Counters {
+                in_rpcs: n(&s.stats.in_rpcs),
+                in_bad_rpcs: n(&s.stats.in_bad_rpcs),
+                out_rpc_errors: n(&s.stats.out_rpc_errors),
+                out_notifications: n(&s.stats.out_notifications),
+            },
+        })
+        .collect();
+    {
+        let core = agent.core();
+        for ds in [DsName::Running, DsName::Candidate, DsName::Startup] {
+            if let Some(l) = core.locks.get(ds) {
+                info.locks.push(monitoring::LockInfo {
+                    datastore: ds,
+                    session_id: l.session,
+                    locked_time: l.since,
+                });
+            }
+        }
+    }
+    info.capabilities = hello::capabilities().to_vec();
+    let g = &agent.stats;
+    info.stats = Stats {
+        in_bad_hellos: n(&g.in_bad_hellos),
+        in_sessions: n(&g.in_sessions),
+        dropped_sessions: n(&g.dropped_sessions),
+        totals: Counters {
+            in_rpcs: n(&g.in_rpcs),
+            in_bad_rpcs: n(&g.in_bad_rpcs),
+            out_rpc_errors: n(&g.out_rpc_errors),
+            out_notifications: n(&g.out_notifications),
+        },
+    };
+    info
 }

@@ -4,7 +4,7 @@ use roxmltree::Node;
 
 use super::{datastore, Response, RpcCtx};
 use crate::error::RpcError;
-use crate::netconf::output::{self, Selection};
+use crate::netconf::{output, print};
 use crate::schema::NC_NS;
 
 pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
@@ -17,10 +17,9 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
 fn run(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Result<String, RpcError> {
     let ds = datastore(op, "source")?;
     let wd = output::with_defaults(op)?;
-    if output::filter(op, NC_NS)? == Selection::Nothing {
-        return Ok(String::new());
-    }
-    // Printed under the lock, straight from the stored tree: no copy.
+    let filter = output::filter(op, NC_NS)?;
+    // Read under the lock, straight from the stored tree: without a filter
+    // and in explicit mode nothing is copied.
     let core = ctx.agent.core();
-    output::print(core.ds.tree(ds), wd)
+    print::reply_data(core.ds.tree(ds), filter.as_ref(), wd)
 }

@@ -4,7 +4,9 @@ use roxmltree::Node;
 
 use super::{bad, child, missing, nmda_datastore, NmdaDs, Response, RpcCtx, NMDA_NS};
 use crate::error::{ErrorTag, RpcError};
-use crate::netconf::output;
+use crate::netconf::filter::Filter;
+use crate::netconf::output::{self, Parts};
+use crate::netconf::print;
 
 pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
     match run(ctx, op) {
@@ -17,8 +19,6 @@ fn run(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Result<String, RpcError> {
     let ds = nmda_datastore(child(op, NMDA_NS, "datastore").ok_or_else(|| missing("datastore"))?)?;
     let wd = output::with_defaults(op)?;
     for p in [
-        "subtree-filter",
-        "xpath-filter",
         "max-depth",
         "origin-filter",
         "negated-origin-filter",
@@ -27,35 +27,49 @@ fn run(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Result<String, RpcError> {
         if child(op, NMDA_NS, p).is_some() {
             return Err(RpcError::protocol(
                 ErrorTag::OperationNotSupported,
-                format!("{p} is not supported yet"),
+                format!("{p} is not supported"),
             )
             .with_info("bad-element", p));
         }
     }
-    let config_only =
+    let filter = match (
+        child(op, NMDA_NS, "subtree-filter"),
+        child(op, NMDA_NS, "xpath-filter"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "xpath-filter",
+                "give either subtree-filter or xpath-filter",
+            ))
+        }
+        (Some(s), None) => Some(Filter::from_subtree_filter_element(s)?),
+        (None, Some(x)) => Some(Filter::from_xpath_filter_element(x)),
+        (None, None) => None,
+    };
+    // config-filter: true = config only, false = state only, absent = both.
+    let config_filter =
         match child(op, NMDA_NS, "config-filter").map(|n| n.text().unwrap_or("").trim()) {
-            None => false,
-            Some("true") => true,
-            Some("false") => {
-                // Only state data: none in conventional datastores; state of
-                // operational without its config is not separated yet.
-                return Err(RpcError::protocol(
-                    ErrorTag::OperationNotSupported,
-                    "config-filter false is not supported yet",
-                )
-                .with_info("bad-element", "config-filter"));
-            }
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
             Some(v) => return Err(bad("config-filter", format!("invalid boolean {v:?}"))),
         };
     match ds {
         NmdaDs::Conventional(ds) => {
+            if config_filter == Some(false) {
+                // Conventional datastores hold no state.
+                return Ok(String::new());
+            }
             let core = ctx.agent.core();
-            output::print(core.ds.tree(ds), wd)
+            print::reply_data(core.ds.tree(ds), filter.as_ref(), wd)
         }
-        NmdaDs::Operational if config_only => {
-            let core = ctx.agent.core();
-            output::print(core.ds.tree(crate::datastore::DsName::Running), wd)
+        NmdaDs::Operational => {
+            let parts = Parts {
+                config: config_filter != Some(false),
+                state: config_filter != Some(true),
+            };
+            let tree = output::operational(ctx, parts)?;
+            print::reply_data(&tree, filter.as_ref(), wd)
         }
-        NmdaDs::Operational => super::get::running_and_state(ctx, wd),
     }
 }
