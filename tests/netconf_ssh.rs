@@ -630,3 +630,29 @@ async fn get_filters_monitoring_and_yang_library() {
     assert!(!r.contains("yang-library"), "{r}");
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_limit_queues_extra_connections() {
+    let a = TestAgent::start_with(Options {
+        max_sessions: 1,
+        ..Default::default()
+    })
+    .await;
+    let c1 = a.connect().await;
+    let port = a.port;
+    let pending = tokio::spawn(async move {
+        Client::connect(port, Login::Password("admin", "admin"), &[BASE11]).await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !pending.is_finished(),
+        "second connection served beyond max-sessions"
+    );
+    c1.disconnect().await;
+    let c2 = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("served after the first ended")
+        .unwrap();
+    assert!(c2.unwrap().session_id > 0);
+    a.stop().await;
+}

@@ -190,6 +190,9 @@ pub struct SessionStats {
     pub in_bad_rpcs: AtomicU64,
     pub out_rpc_errors: AtomicU64,
     pub out_notifications: AtomicU64,
+    /// Active notification subscriptions; while non-zero the session is
+    /// never closed for idleness.
+    pub subscriptions: AtomicU32,
 }
 
 /// One registered session.

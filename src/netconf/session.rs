@@ -110,9 +110,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         let mut hello_done = false;
         let mut buf = vec![0u8; 16 * 1024];
         let mut deadline = Instant::now() + HELLO_TIMEOUT;
-        // A notification subscription keeps an idle session open; there
-        // are no subscriptions yet.
-        let subscribed = false;
         loop {
             // Drain every whole message already buffered.
             loop {
@@ -185,6 +182,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         EndReason::Closed
                     };
                 }
+                deadline = idle_deadline(limits.idle_timeout);
+            }
+            // A notification subscription keeps an idle session open; the
+            // idle time counts from when the subscription ends.
+            let subscribed = stats.subscriptions.load(Ordering::Relaxed) > 0;
+            if hello_done && subscribed {
                 deadline = idle_deadline(limits.idle_timeout);
             }
             let sleep_until = if hello_done && (subscribed || limits.idle_timeout.is_none()) {
