@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::keys::PrivateKey;
-use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use std::borrow::Cow;
+
+use russh::server::{
+    Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId, Disconnect, MethodKind, MethodSet};
 use tokio::sync::broadcast;
 
@@ -52,7 +56,13 @@ pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
 }
 
 fn methods() -> MethodSet {
-    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+    MethodSet::from(
+        &[
+            MethodKind::PublicKey,
+            MethodKind::Password,
+            MethodKind::KeyboardInteractive,
+        ][..],
+    )
 }
 
 /// A rejection that keeps offering every method: `Auth::reject()` would
@@ -104,6 +114,32 @@ impl russh::server::Handler for ConnHandler {
             return Ok(self.accepted(user, "password"));
         }
         tracing::warn!(peer = ?self.peer, user, "failed password authentication");
+        Ok(reject())
+    }
+
+    /// The password asked as a keyboard-interactive prompt (netopeer2-cli
+    /// and other libssh clients prefer it).
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(mut response) = response else {
+            return Ok(Auth::Partial {
+                name: Cow::Borrowed(""),
+                instructions: Cow::Borrowed(""),
+                prompts: Cow::Owned(vec![(Cow::Borrowed("Password: "), false)]),
+            });
+        };
+        let password = response
+            .next()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        if self.ctx.users.check_password(user, &password) {
+            return Ok(self.accepted(user, "keyboard-interactive"));
+        }
+        tracing::warn!(peer = ?self.peer, user, "failed keyboard-interactive authentication");
         Ok(reject())
     }
 
