@@ -656,3 +656,81 @@ async fn session_limit_queues_extra_connections() {
     assert!(c2.unwrap().session_id > 0);
     a.stop().await;
 }
+
+/// Rough latency figures (debug build numbers are pessimistic):
+/// `cargo test --test netconf_ssh latency -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn latency() {
+    let a = TestAgent::start().await;
+    let mut c = a.connect().await;
+    let n = 300;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        assert!(is_ok(
+            &c.rpc("<lock><target><startup/></target></lock>")
+                .await
+                .unwrap()
+        ));
+        assert!(is_ok(
+            &c.rpc("<unlock><target><startup/></target></unlock>")
+                .await
+                .unwrap()
+        ));
+    }
+    println!(
+        "lock/unlock round trip: {:?} per rpc",
+        t.elapsed() / (2 * n)
+    );
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        let r = c
+            .rpc(&format!(
+                "<edit-config><target><candidate/></target><config><app-hosting xmlns=\"{AH}\"><app><name>a{i}</name><image>busybox</image></app></app-hosting></config></edit-config>"
+            ))
+            .await
+            .unwrap();
+        assert!(is_ok(&r), "{r}");
+        assert!(is_ok(&c.rpc("<commit/>").await.unwrap()));
+    }
+    println!(
+        "edit-config + commit: {:?} per cycle ({n} apps at the end)",
+        t.elapsed() / n
+    );
+    let t = std::time::Instant::now();
+    for _ in 0..20 {
+        c.rpc("<get-config><source><running/></source></get-config>")
+            .await
+            .unwrap();
+    }
+    println!("get-config of {n} apps: {:?}", t.elapsed() / 20);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_client_hello_closes_session() {
+    let a = TestAgent::start().await;
+    for hello in [
+        format!("<hello xmlns=\"{NC}\"><capabilities><capability>urn:x</capability></capabilities></hello>"),
+        format!("<hello xmlns=\"{NC}\"><capabilities><capability>{BASE11}</capability></capabilities><session-id>4</session-id></hello>"),
+        format!("<rpc xmlns=\"{NC}\" message-id=\"1\"><get/></rpc>"),
+    ] {
+        let handle = ssh_connect(a.port, Login::Password("admin", "admin")).await.unwrap();
+        let ch = open_subsystem(&handle, "netconf").await.unwrap();
+        let mut stream = ch.into_stream();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(format!("{hello}]]>]]>").as_bytes()).await.unwrap();
+        let mut buf = [0u8; 65536];
+        let closed = async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => continue,
+                }
+            }
+        };
+        assert!(tokio::time::timeout(Duration::from_secs(5), closed).await.unwrap_or(false), "{hello}");
+    }
+    assert_eq!(a.agent.stats.in_bad_hellos.load(Ordering::Relaxed), 3);
+    a.stop().await;
+}
