@@ -4,10 +4,14 @@
 //! SSH ([`ssh`]) → NETCONF session ([`netconf`]) → datastores ([`datastore`])
 //! → reconciler ([`apphost`]) → OS ([`os`]).
 
+pub mod apphost;
 pub mod config;
 pub mod datastore;
 pub mod error;
+pub mod nacm;
 pub mod netconf;
+pub mod notify;
+pub mod os;
 pub mod reconciler;
 pub mod schema;
 pub mod server;
