@@ -734,3 +734,108 @@ async fn bad_client_hello_closes_session() {
     assert_eq!(a.agent.stats.in_bad_hellos.load(Ordering::Relaxed), 3);
     a.stop().await;
 }
+
+/// Refuses any running tree holding an app named "bad".
+#[derive(Default)]
+struct Picky(AtomicUsize);
+impl Reconciler for Picky {
+    fn check(
+        &self,
+        new: &yang2::data::DataTree<'static>,
+    ) -> Result<(), Vec<apphost::error::RpcError>> {
+        use yang2::data::Data;
+        if new
+            .find_path("/app-hosting:app-hosting/app[name='bad']")
+            .is_ok()
+        {
+            return Err(vec![apphost::error::RpcError::app(
+                apphost::error::ErrorTag::OperationFailed,
+                "bad apps are refused",
+            )
+            .with_app_tag("picky")]);
+        }
+        Ok(())
+    }
+    fn apply(&self, _c: &Commit) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciler_check_refuses_commit_and_edit() {
+    let rec = Arc::new(Picky::default());
+    let a = TestAgent::start_with(Options {
+        reconciler: rec.clone(),
+        ..Default::default()
+    })
+    .await;
+    let mut c = a.connect().await;
+    let app = |name: &str| {
+        format!("<config><app-hosting xmlns=\"{AH}\"><app><name>{name}</name><image>busybox</image></app></app-hosting></config>")
+    };
+    let r = c
+        .rpc(&format!(
+            "<edit-config><target><candidate/></target>{}</edit-config>",
+            app("bad")
+        ))
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = c.rpc("<commit/>").await.unwrap();
+    assert_eq!(
+        text_of(&r, "error-app-tag").as_deref(),
+        Some("picky"),
+        "{r}"
+    );
+    let run = c
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await
+        .unwrap();
+    assert!(!run.contains("<name>bad</name>"), "{run}");
+    // The refused content stays in candidate for the client to fix.
+    let cand = c
+        .rpc("<get-config><source><candidate/></source></get-config>")
+        .await
+        .unwrap();
+    assert!(cand.contains("<name>bad</name>"), "{cand}");
+    assert_eq!(rec.0.load(Ordering::SeqCst), 0);
+    let r = c
+        .rpc("<validate><source><candidate/></source></validate>")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&r, "error-app-tag").as_deref(),
+        Some("picky"),
+        "{r}"
+    );
+    assert!(is_ok(&c.rpc("<discard-changes/>").await.unwrap()));
+    // Direct edit of running: refused and undone.
+    let r = c
+        .rpc(&format!(
+            "<edit-config><target><running/></target>{}</edit-config>",
+            app("bad")
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&r, "error-app-tag").as_deref(),
+        Some("picky"),
+        "{r}"
+    );
+    let run = c
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await
+        .unwrap();
+    assert!(!run.contains("<name>bad</name>"), "{run}");
+    // A good one passes.
+    let r = c
+        .rpc(&format!(
+            "<edit-config><target><running/></target>{}</edit-config>",
+            app("good")
+        ))
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    assert_eq!(rec.0.load(Ordering::SeqCst), 1);
+    a.stop().await;
+}

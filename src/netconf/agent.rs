@@ -333,6 +333,11 @@ impl Agent {
         }
     }
 
+    /// The reconciler's side-effect free check of a would-be running tree.
+    pub fn check(&self, new: &DataTree<'static>) -> Result<(), Vec<RpcError>> {
+        self.reconciler.check(new)
+    }
+
     /// Hands a change of running to the reconciler. Called without the core
     /// lock held: reconciling may take a while and must not block sessions.
     pub fn reconcile(&self, commit: &Commit) {

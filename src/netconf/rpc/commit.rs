@@ -27,7 +27,9 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
                 return e.into();
             }
         }
-        core.ds.commit()
+        core.ds
+            .commit()
+            .and_then(|c| super::vet_running(ctx, &mut core, c, true))
     };
     match result {
         Ok(commit) => {

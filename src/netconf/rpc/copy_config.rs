@@ -39,7 +39,9 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
             (None, DsParam::Datastore(ds)) => ConfigSource::Datastore(*ds),
             (None, DsParam::Config(_)) => unreachable!("inline config was parsed above"),
         };
-        core.ds.copy_config(target, src)
+        core.ds
+            .copy_config(target, src)
+            .and_then(|c| super::vet_running(ctx, &mut core, c, false))
     };
     match result {
         Ok(commit) => {

@@ -29,7 +29,13 @@ pub fn edit(
         if let Err(e) = core.check_writable(target, ctx.session_id) {
             return e.into();
         }
-        core.ds.edit(target, config, opts)
+        let mut outcome = core.ds.edit(target, config, opts);
+        if let Err(errs) = super::vet_running(ctx, &mut core, outcome.commit.take(), false)
+            .map(|c| outcome.commit = c)
+        {
+            outcome.errors.extend(errs);
+        }
+        outcome
     };
     if outcome.commit.is_some() {
         tracing::info!(changes = outcome.changes.len(), "running changed");

@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use roxmltree::Node;
 
-use crate::datastore::{Commit, DsName};
+use crate::datastore::{Commit, ConfigSource, DsName};
 use crate::error::{ErrorTag, ErrorType, RpcError};
-use crate::netconf::agent::Agent;
+use crate::netconf::agent::{Agent, Core};
 use crate::netconf::reply::{self, ReplyAttrs};
 use crate::schema::NC_NS;
 
@@ -230,6 +230,44 @@ pub trait YangRpcs: Send + Sync {
 }
 
 // ===== helper functions =====
+
+/// Runs the reconciler's check on a new running tree. On refusal the old
+/// running is put back, and for a commit (`from_candidate`) the refused
+/// content goes back into candidate so the client can fix it.
+///
+/// The check runs after the datastore installed (and persisted) the new
+/// tree because `Datastores` offers no pre-install hook; the core lock is
+/// held throughout, so no other session sees the refused tree.
+pub fn vet_running(
+    ctx: &RpcCtx<'_>,
+    core: &mut Core,
+    commit: Option<Commit>,
+    from_candidate: bool,
+) -> Result<Option<Commit>, Vec<RpcError>> {
+    let Some(c) = commit else {
+        return Ok(None);
+    };
+    let Err(errs) = ctx.agent.check(&c.new) else {
+        return Ok(Some(c));
+    };
+    tracing::info!(
+        errors = errs.len(),
+        "new running refused by the reconciler check; undone"
+    );
+    let Commit { old, new } = c;
+    if let Err(e) = core.ds.replace_running(old) {
+        tracing::error!(errors = ?e, "cannot restore the previous running configuration");
+    }
+    if from_candidate {
+        if let Err(e) = core
+            .ds
+            .copy_config(DsName::Candidate, ConfigSource::Inline(&new))
+        {
+            tracing::error!(errors = ?e, "cannot restore the candidate configuration");
+        }
+    }
+    Err(errs)
+}
 
 /// An element child named `name` in namespace `ns`, or unqualified (taken
 /// as `ns`: ncclient and Ansible send unqualified `<config>`).

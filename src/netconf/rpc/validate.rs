@@ -15,7 +15,13 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
             Ok(tree) => ctx.agent.core().ds.validate(ConfigSource::Inline(&tree)),
             Err(errs) => Err(errs),
         },
-        DsParam::Datastore(ds) => ctx.agent.core().ds.validate(ConfigSource::Datastore(ds)),
+        DsParam::Datastore(ds) => {
+            let core = ctx.agent.core();
+            // YANG first, then the reconciler's own rules on the same tree.
+            core.ds
+                .validate(ConfigSource::Datastore(ds))
+                .and_then(|()| ctx.agent.check(core.ds.tree(ds)))
+        }
     };
     match result {
         Ok(()) => Response::Ok,
