@@ -1,6 +1,7 @@
 //! `<rpc>` handling: envelope checks, dispatch to one file per operation,
 //! and the shared parsing helpers of the base operations.
 
+pub mod app;
 pub mod close_session;
 pub mod commit;
 pub mod copy_config;
