@@ -5,10 +5,14 @@
 //! → reconciler ([`apphost`]) → OS ([`os`]).
 
 pub mod apphost;
+pub mod config;
 pub mod datastore;
 pub mod error;
 pub mod nacm;
 pub mod netconf;
 pub mod notify;
 pub mod os;
+pub mod reconciler;
 pub mod schema;
+pub mod server;
+pub mod ssh;

@@ -1,0 +1,363 @@
+//! State shared by all NETCONF sessions: the datastores with their locks
+//! (one mutex, so a lock check and the edit it guards are atomic), the
+//! session registry (ids, kill handles, monitoring counters) and the
+//! reconciler that follows running.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use yang2::data::DataTree;
+
+use crate::datastore::{Commit, Datastores, DsName};
+use crate::error::{ErrorTag, RpcError};
+use crate::netconf::rpc::YangRpcs;
+use crate::reconciler::Reconciler;
+
+/// Operational state of the domain (app status, images, media) for
+/// `<get>` and get-data of the operational datastore.
+pub trait StateProvider: Send + Sync {
+    /// A tree of state data (may also hold config nodes, which are
+    /// ignored), or `None` when there is nothing to report.
+    fn state(&self) -> Result<Option<DataTree<'static>>, RpcError>;
+}
+
+/// Limits applied to every session.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_size: usize,
+    /// Close a session after this long without an RPC (never while it has a
+    /// notification subscription).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
+            idle_timeout: None,
+        }
+    }
+}
+
+/// A held datastore lock (RFC 6241 §7.5).
+#[derive(Debug, Clone)]
+pub struct LockInfo {
+    pub session: u32,
+    /// For ietf-netconf-monitoring `locked-time`.
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+/// Locks of the three datastores.
+#[derive(Debug, Default)]
+pub struct Locks {
+    running: Option<LockInfo>,
+    candidate: Option<LockInfo>,
+    startup: Option<LockInfo>,
+}
+
+impl Locks {
+    pub fn get(&self, ds: DsName) -> Option<&LockInfo> {
+        self.slot(ds).as_ref()
+    }
+    fn slot(&self, ds: DsName) -> &Option<LockInfo> {
+        match ds {
+            DsName::Running => &self.running,
+            DsName::Candidate => &self.candidate,
+            DsName::Startup => &self.startup,
+        }
+    }
+    fn slot_mut(&mut self, ds: DsName) -> &mut Option<LockInfo> {
+        match ds {
+            DsName::Running => &mut self.running,
+            DsName::Candidate => &mut self.candidate,
+            DsName::Startup => &mut self.startup,
+        }
+    }
+    /// The session holding `ds` if it is not `me`.
+    pub fn held_by_other(&self, ds: DsName, me: u32) -> Option<u32> {
+        self.get(ds).map(|l| l.session).filter(|s| *s != me)
+    }
+}
+
+/// The datastores and their locks, behind one mutex.
+pub struct Core {
+    pub ds: Datastores,
+    pub locks: Locks,
+}
+
+impl Core {
+    /// Refuses a write to `ds` by `me` while another session locks it.
+    pub fn check_writable(&self, ds: DsName, me: u32) -> Result<(), RpcError> {
+        match self.locks.held_by_other(ds, me) {
+            Some(holder) => Err(RpcError::protocol(
+                ErrorTag::InUse,
+                format!(
+                    "the {} datastore is locked by session {holder}",
+                    ds.as_str()
+                ),
+            )
+            .with_info("session-id", holder.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// lock (RFC 6241 §7.5).
+    pub fn lock(&mut self, ds: DsName, me: u32) -> Result<(), RpcError> {
+        if let Some(l) = self.locks.get(ds) {
+            // Also when `me` holds it already: a lock is not reentrant.
+            return Err(RpcError::protocol(
+                ErrorTag::LockDenied,
+                format!(
+                    "the {} datastore is already locked by session {}",
+                    ds.as_str(),
+                    l.session
+                ),
+            )
+            .with_info("session-id", l.session.to_string()));
+        }
+        if ds == DsName::Candidate && self.ds.candidate_modified() {
+            // RFC 6241 §8.3.5.2: no lock while candidate holds changes.
+            return Err(RpcError::protocol(
+                ErrorTag::LockDenied,
+                "the candidate datastore has uncommitted changes; commit or discard them first",
+            )
+            .with_info("session-id", "0"));
+        }
+        *self.locks.slot_mut(ds) = Some(LockInfo {
+            session: me,
+            since: chrono::Utc::now(),
+        });
+        Ok(())
+    }
+
+    /// unlock (RFC 6241 §7.6).
+    pub fn unlock(&mut self, ds: DsName, me: u32) -> Result<(), RpcError> {
+        match self.locks.get(ds) {
+            Some(l) if l.session == me => {
+                self.release(ds);
+                Ok(())
+            }
+            Some(l) => Err(RpcError::protocol(
+                ErrorTag::LockDenied,
+                format!(
+                    "the {} datastore is locked by session {}",
+                    ds.as_str(),
+                    l.session
+                ),
+            )
+            .with_info("session-id", l.session.to_string())),
+            None => Err(RpcError::protocol(
+                ErrorTag::OperationFailed,
+                format!("the {} datastore is not locked", ds.as_str()),
+            )),
+        }
+    }
+
+    fn release(&mut self, ds: DsName) {
+        *self.locks.slot_mut(ds) = None;
+        // Changes made under a candidate lock belong to the session that
+        // held it: releasing the lock discards them (as sysrepo/netopeer2
+        // do), so the next client does not inherit a half-done edit.
+        if ds == DsName::Candidate && self.ds.candidate_modified() {
+            self.ds.discard_changes();
+        }
+    }
+
+    /// Releases every lock of `session` (session end, kill-session).
+    pub fn release_all(&mut self, session: u32) {
+        for ds in [DsName::Running, DsName::Candidate, DsName::Startup] {
+            if self.locks.get(ds).is_some_and(|l| l.session == session) {
+                tracing::info!(
+                    session,
+                    datastore = ds.as_str(),
+                    "lock released at session end"
+                );
+                self.release(ds);
+            }
+        }
+    }
+}
+
+/// Per-session counters (ietf-netconf-monitoring `session` list).
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    pub in_rpcs: AtomicU64,
+    pub in_bad_rpcs: AtomicU64,
+    pub out_rpc_errors: AtomicU64,
+    pub out_notifications: AtomicU64,
+    /// Active notification subscriptions; while non-zero the session is
+    /// never closed for idleness.
+    pub subscriptions: AtomicU32,
+}
+
+/// One registered session.
+#[derive(Debug, Clone)]
+pub struct SessionEntry {
+    pub id: u32,
+    pub user: String,
+    pub peer: Option<SocketAddr>,
+    pub login_time: chrono::DateTime<chrono::Utc>,
+    pub stats: Arc<SessionStats>,
+    /// Signalled by kill-session and shutdown.
+    kill: Arc<Notify>,
+}
+
+/// Global counters (ietf-netconf-monitoring `statistics`).
+#[derive(Debug, Default)]
+pub struct GlobalStats {
+    pub in_sessions: AtomicU64,
+    pub in_bad_hellos: AtomicU64,
+    pub dropped_sessions: AtomicU64,
+    pub in_rpcs: AtomicU64,
+    pub in_bad_rpcs: AtomicU64,
+    pub out_rpc_errors: AtomicU64,
+    pub out_notifications: AtomicU64,
+}
+
+/// Everything the sessions share.
+pub struct Agent {
+    core: Mutex<Core>,
+    sessions: Mutex<HashMap<u32, SessionEntry>>,
+    next_id: AtomicU32,
+    reconciler: Arc<dyn Reconciler>,
+    pub limits: Limits,
+    pub stats: GlobalStats,
+    /// For ietf-netconf-monitoring `netconf-start-time`.
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    yang_rpcs: OnceLock<Arc<dyn YangRpcs>>,
+    state: OnceLock<Arc<dyn StateProvider>>,
+}
+
+impl Agent {
+    pub fn new(ds: Datastores, reconciler: Arc<dyn Reconciler>, limits: Limits) -> Arc<Agent> {
+        Arc::new(Agent {
+            core: Mutex::new(Core {
+                ds,
+                locks: Locks::default(),
+            }),
+            sessions: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+            reconciler,
+            limits,
+            stats: GlobalStats::default(),
+            start_time: chrono::Utc::now(),
+            yang_rpcs: OnceLock::new(),
+            state: OnceLock::new(),
+        })
+    }
+
+    /// Installs the handler of non-NETCONF RPCs (once, at start-up).
+    pub fn set_yang_rpcs(&self, h: Arc<dyn YangRpcs>) {
+        let _ = self.yang_rpcs.set(h);
+    }
+    pub fn yang_rpcs(&self) -> Option<&Arc<dyn YangRpcs>> {
+        self.yang_rpcs.get()
+    }
+    /// Installs the operational state source (once, at start-up).
+    pub fn set_state_provider(&self, p: Arc<dyn StateProvider>) {
+        let _ = self.state.set(p);
+    }
+    pub fn state_provider(&self) -> Option<&Arc<dyn StateProvider>> {
+        self.state.get()
+    }
+
+    /// The datastores and locks. A std mutex: every holder does short,
+    /// CPU-bound libyang work and never awaits while holding it.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves the trees as libyang left
+        // them, which are still valid trees; keep serving.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<u32, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new session; the returned guard unregisters it and
+    /// releases its locks when dropped, however the session ends.
+    pub fn register(self: &Arc<Self>, user: &str, peer: Option<SocketAddr>) -> SessionGuard {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kill = Arc::new(Notify::new());
+        let stats = Arc::new(SessionStats::default());
+        self.sessions().insert(
+            id,
+            SessionEntry {
+                id,
+                user: user.to_string(),
+                peer,
+                login_time: chrono::Utc::now(),
+                stats: stats.clone(),
+                kill: kill.clone(),
+            },
+        );
+        self.stats.in_sessions.fetch_add(1, Ordering::Relaxed);
+        SessionGuard {
+            agent: self.clone(),
+            id,
+            kill,
+            stats,
+        }
+    }
+
+    /// All sessions, for monitoring.
+    pub fn session_list(&self) -> Vec<SessionEntry> {
+        let mut v: Vec<_> = self.sessions().values().cloned().collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// kill-session (RFC 6241 §7.9): releases the victim's locks at once
+    /// and tells its task to stop.
+    pub fn kill(&self, victim: u32) -> bool {
+        let entry = self.sessions().remove(&victim);
+        match entry {
+            Some(e) => {
+                self.core().release_all(victim);
+                self.stats.dropped_sessions.fetch_add(1, Ordering::Relaxed);
+                e.kill.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks every session to end (shutdown).
+    pub fn kill_all(&self) {
+        for e in self.sessions().values() {
+            e.kill.notify_one();
+        }
+    }
+
+    /// The reconciler's side-effect free check of a would-be running tree.
+    pub fn check(&self, new: &DataTree<'static>) -> Result<(), Vec<RpcError>> {
+        self.reconciler.check(new)
+    }
+
+    /// Hands a change of running to the reconciler. Called without the core
+    /// lock held: reconciling may take a while and must not block sessions.
+    pub fn reconcile(&self, commit: &Commit) {
+        let span = tracing::info_span!("reconcile");
+        let _g = span.enter();
+        self.reconciler.apply(commit);
+    }
+}
+
+/// A registered session; dropping it ends the registration.
+pub struct SessionGuard {
+    agent: Arc<Agent>,
+    pub id: u32,
+    pub kill: Arc<Notify>,
+    pub stats: Arc<SessionStats>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.agent.sessions().remove(&self.id);
+        self.agent.core().release_all(self.id);
+    }
+}

@@ -1,0 +1,53 @@
+//! copy-config (RFC 6241 §7.3).
+
+use roxmltree::Node;
+
+use super::{datastore, ds_param, DsParam, Response, RpcCtx};
+use crate::datastore::{self as store, ConfigSource};
+
+pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
+    let target = match datastore(op, "target") {
+        Ok(t) => t,
+        Err(e) => return e.into(),
+    };
+    let source = match ds_param(op, "source", true) {
+        Ok(s) => s,
+        Err(e) => return e.into(),
+    };
+    // Parse inline config before taking the lock.
+    let inline = match source {
+        DsParam::Config(node) => match store::parse_config(node) {
+            Ok(t) => Some(t),
+            Err(errs) => return Response::Errors(errs),
+        },
+        DsParam::Datastore(_) => None,
+    };
+    let span = tracing::info_span!(
+        "commit",
+        session = ctx.session_id,
+        target = target.as_str(),
+        op = "copy-config"
+    );
+    let _g = span.enter();
+    let result = {
+        let mut core = ctx.agent.core();
+        if let Err(e) = core.check_writable(target, ctx.session_id) {
+            return e.into();
+        }
+        let src = match (&inline, &source) {
+            (Some(t), _) => ConfigSource::Inline(t),
+            (None, DsParam::Datastore(ds)) => ConfigSource::Datastore(*ds),
+            (None, DsParam::Config(_)) => unreachable!("inline config was parsed above"),
+        };
+        core.ds
+            .copy_config(target, src)
+            .and_then(|c| super::vet_running(ctx, &mut core, c, false))
+    };
+    match result {
+        Ok(commit) => {
+            ctx.after_commit(commit);
+            Response::Ok
+        }
+        Err(errs) => Response::Errors(errs),
+    }
+}
