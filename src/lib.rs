@@ -7,3 +7,5 @@
 pub mod datastore;
 pub mod error;
 pub mod schema;
+pub mod image;
+pub mod license;
