@@ -38,7 +38,8 @@ pub struct ImportRequest {
     pub ca_file: Option<PathBuf>,
     /// Private key for scp/sftp public-key authentication.
     pub ssh_private_key: Option<PathBuf>,
-    /// Its public key, when libssh2 cannot derive it from the private key.
+    /// Its public key; default: the private key's path + `.pub` when that
+    /// exists, else derived from the private key by libssh2.
     pub ssh_public_key: Option<PathBuf>,
     /// OpenSSH known_hosts file: when given, the server's host key must be
     /// listed there (otherwise libcurl accepts any host key).
@@ -580,8 +581,16 @@ fn download(
     if let Some(k) = &req.ssh_private_key {
         setopt_path(&easy, curl_sys::CURLOPT_SSH_PRIVATE_KEYFILE, k).map_err(curl_err)?;
     }
-    if let Some(k) = &req.ssh_public_key {
-        setopt_path(&easy, curl_sys::CURLOPT_SSH_PUBLIC_KEYFILE, k).map_err(curl_err)?;
+    if let Some(k) = &req.ssh_private_key {
+        // Without a public key file libcurl would try ~/.ssh/id_dsa.pub; an
+        // empty string makes libssh2 derive it from the private key.
+        let public = req.ssh_public_key.clone().or_else(|| {
+            let mut p = k.clone().into_os_string();
+            p.push(".pub");
+            Some(PathBuf::from(p)).filter(|p| p.is_file())
+        });
+        let public = public.unwrap_or_default();
+        setopt_path(&easy, curl_sys::CURLOPT_SSH_PUBLIC_KEYFILE, &public).map_err(curl_err)?;
     }
     if let Some(k) = &req.ssh_known_hosts {
         setopt_path(&easy, curl_sys::CURLOPT_SSH_KNOWNHOSTS, k).map_err(curl_err)?;

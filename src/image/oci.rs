@@ -407,19 +407,24 @@ fn with_member(
             inner: entry,
             hasher: Sha256::new(),
         };
-        f(&mut hashing)?;
+        let result = f(&mut hashing);
         if let Some(expected) = digest {
-            // The consumer may stop early (tar end blocks): hash the rest.
-            io::copy(&mut hashing, &mut io::sink()).map_err(ConvertError::io(op()))?;
+            // The consumer may stop early (tar end blocks, or an error caused
+            // by corrupt content): hash the rest, and report a corrupt blob
+            // as such rather than as whatever its garbage made fail.
+            let drained = io::copy(&mut hashing, &mut io::sink());
             let actual = format!("sha256:{}", hex::encode(hashing.hasher.finalize()));
-            if !actual.eq_ignore_ascii_case(expected) {
+            if drained.is_ok() && !actual.eq_ignore_ascii_case(expected) {
                 return Err(ConvertError::DigestMismatch {
                     member: name.display().to_string(),
                     expected: expected.to_string(),
                 });
             }
+            result?;
+            drained.map_err(ConvertError::io(op()))?;
+            return Ok(());
         }
-        return Ok(());
+        return result;
     }
     Err(ConvertError::Format(format!(
         "archive has no member {}",
