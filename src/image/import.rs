@@ -461,6 +461,8 @@ struct Sink<'p> {
     hasher: Sha256,
     written: u64,
     total: Option<u64>,
+    /// `Content-Length` of the current HTTP response.
+    header_length: Option<u64>,
     next_report: u64,
     last_space_check: u64,
     error: Option<ImportError>,
@@ -601,6 +603,7 @@ fn download(
         hasher: Sha256::new(),
         written: 0,
         total: None,
+        header_length: None,
         next_report: REPORT_EVERY_BYTES,
         last_space_check: 0,
         error: None,
@@ -613,8 +616,29 @@ fn download(
     sink.borrow_mut().check_space()?;
     let result = {
         let mut t = easy.transfer();
+        t.header_function(|line| {
+            // HTTP: the size is known from the final response's headers,
+            // before the progress callback may have run; a status line
+            // starts a new response (redirects).
+            let mut s = sink.borrow_mut();
+            if line.starts_with(b"HTTP/") {
+                s.header_length = None;
+            } else if let Some(v) = header_value(line, "content-length") {
+                s.header_length = v.trim().parse().ok();
+            }
+            true
+        })
+        .map_err(curl_err)?;
         t.write_function(|data| {
             let mut s = sink.borrow_mut();
+            if s.written == 0 && s.total.is_none() {
+                if let Some(len) = s.header_length {
+                    if let Err(e) = s.set_total(len) {
+                        s.error = Some(e);
+                        return Ok(0);
+                    }
+                }
+            }
             match s.write(data) {
                 Ok(()) => Ok(data.len()),
                 Err(e) => {
@@ -676,6 +700,13 @@ fn download(
         .sync_all()
         .map_err(ImportError::io("writing the download", dir))?;
     Ok((hex::encode(s.hasher.finalize()), s.written))
+}
+
+/// The value of header `name` (lower case) in a raw header line.
+fn header_value(line: &[u8], name: &str) -> Option<String> {
+    let line = std::str::from_utf8(line).ok()?;
+    let (k, v) = line.split_once(':')?;
+    k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
 }
 
 fn curl_message(e: &curl::Error) -> String {
