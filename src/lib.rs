@@ -6,6 +6,6 @@
 
 pub mod datastore;
 pub mod error;
-pub mod schema;
 pub mod image;
 pub mod license;
+pub mod schema;

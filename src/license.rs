@@ -165,8 +165,8 @@ pub fn keygen() -> (String, String) {
 
 /// Signs `license` with `key`, giving the licence text.
 pub fn sign(license: &License, key: &SigningKey) -> Result<String, LicenseError> {
-    let payload =
-        serde_json::to_vec(&license.to_payload()).map_err(|e| LicenseError::BadFormat(e.to_string()))?;
+    let payload = serde_json::to_vec(&license.to_payload())
+        .map_err(|e| LicenseError::BadFormat(e.to_string()))?;
     let sig = key.sign(&payload);
     Ok(format!(
         "{BEGIN}\npayload: {}\nsignature: {}\n{END}\n",
@@ -347,12 +347,9 @@ impl fmt::Display for LicenseStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LicenseStatus::Invalid(e) => write!(f, "invalid: {e}"),
-            LicenseStatus::Valid(l) | LicenseStatus::PendingRestart(l) => write!(
-                f,
-                "{} (expires {})",
-                self.as_str(),
-                rfc3339(&l.expires)
-            ),
+            LicenseStatus::Valid(l) | LicenseStatus::PendingRestart(l) => {
+                write!(f, "{} (expires {})", self.as_str(), rfc3339(&l.expires))
+            }
             _ => f.write_str(self.as_str()),
         }
     }
@@ -419,6 +416,9 @@ mod tests {
         // A bare base64 line works too.
         let bare = pub_text.lines().nth(1).unwrap();
         assert_eq!(parse_public_key(bare).unwrap(), pk);
-        assert!(matches!(parse_public_key("AAAA"), Err(LicenseError::BadKey(_))));
+        assert!(matches!(
+            parse_public_key("AAAA"),
+            Err(LicenseError::BadKey(_))
+        ));
     }
 }

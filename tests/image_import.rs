@@ -232,7 +232,9 @@ fn oci_archive_over_http_is_converted() {
         sha256_hex(&std::fs::read(f.dest.join("busybox.img")).unwrap()),
         got.sha256
     );
-    let cfg = image::read_config(&f.dest.join("busybox.img")).unwrap().unwrap();
+    let cfg = image::read_config(&f.dest.join("busybox.img"))
+        .unwrap()
+        .unwrap();
     assert_eq!(cfg.env.unwrap(), ["PATH=/bin", "GREETING=hello"]);
     assert!(list_squashfs(&f.dest.join("busybox.img")).contains_key("/bin/busybox"));
 
@@ -256,7 +258,11 @@ fn ftp_import_anonymous_and_with_password() {
         &f.dest,
     );
     assert_imported(&f, r, "busybox-a.img");
-    assert_eq!(seen.last().unwrap().percent, Some(100), "ftp SIZE gives a total");
+    assert_eq!(
+        seen.last().unwrap().percent,
+        Some(100),
+        "ftp SIZE gives a total"
+    );
 
     let mut req = ImportRequest::new(format!(
         "ftp://alice:s3cret-pw@127.0.0.1:{}/busybox-a.img",
@@ -384,7 +390,11 @@ fn start_sshd(dir: &Path) -> Sshd {
         let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
         let fields: Vec<&str> = pubkey.split_whitespace().collect();
         let p = dir.join(file);
-        std::fs::write(&p, format!("[127.0.0.1]:{port} {} {}\n", fields[0], fields[1])).unwrap();
+        std::fs::write(
+            &p,
+            format!("[127.0.0.1]:{port} {} {}\n", fields[0], fields[1]),
+        )
+        .unwrap();
         p
     };
     Sshd {

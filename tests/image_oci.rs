@@ -17,7 +17,10 @@ fn is_root() -> bool {
 /// whited out.
 fn check_flattened(img: &Path) {
     let l = list_squashfs(img);
-    let get = |p: &str| l.get(p).unwrap_or_else(|| panic!("{p} missing from {l:#?}"));
+    let get = |p: &str| {
+        l.get(p)
+            .unwrap_or_else(|| panic!("{p} missing from {l:#?}"))
+    };
 
     assert_eq!(get("/bin/busybox").0, "-rwxr-xr-x");
     assert_eq!(get("/bin/sh").2.as_deref(), Some("busybox"), "symlink kept");
@@ -37,8 +40,14 @@ fn check_flattened(img: &Path) {
     // Whiteouts applied; the markers themselves are not in the image.
     assert!(!l.contains_key("/etc/remove-me"), "whiteout not applied");
     assert!(!l.contains_key("/etc/.wh.remove-me"));
-    assert!(!l.contains_key("/opt/data/a"), "opaque whiteout not applied");
-    assert!(!l.contains_key("/opt/data/b"), "opaque whiteout not applied");
+    assert!(
+        !l.contains_key("/opt/data/a"),
+        "opaque whiteout not applied"
+    );
+    assert!(
+        !l.contains_key("/opt/data/b"),
+        "opaque whiteout not applied"
+    );
     assert!(!l.contains_key("/opt/data/.wh..wh..opq"));
     // What the upper layer adds survives, even next to its opaque marker.
     assert!(l.contains_key("/opt/data/c"), "same-layer file lost");
@@ -48,7 +57,10 @@ fn check_flattened(img: &Path) {
     let cfg_path = image::config_path(img);
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    assert_eq!(cfg["Env"], serde_json::json!(["PATH=/bin", "GREETING=hello"]));
+    assert_eq!(
+        cfg["Env"],
+        serde_json::json!(["PATH=/bin", "GREETING=hello"])
+    );
     assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
     assert_eq!(cfg["Cmd"], serde_json::json!(["echo $GREETING"]));
     assert_eq!(cfg["WorkingDir"], "/opt");
@@ -134,7 +146,11 @@ fn not_an_archive() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("x.tar");
     // A valid tar, but no image layout in it.
-    std::fs::write(&archive, Layer::new().file("hello", 0o644, 0, 0, b"hi").finish()).unwrap();
+    std::fs::write(
+        &archive,
+        Layer::new().file("hello", 0o644, 0, 0, b"hi").finish(),
+    )
+    .unwrap();
     let e = oci::convert(&archive, &dir.path().join("x.img")).unwrap_err();
     assert!(matches!(e, ConvertError::NotAnArchive(_)), "{e}");
     assert_eq!(list_dir(dir.path()), ["x.tar"]);

@@ -121,10 +121,7 @@ fn install_and_status() {
         license::status(dir.path(), None, "dev-1", true, now()),
         LicenseStatus::NotRequired
     );
-    assert_eq!(
-        license::feature_enabled_at_start(dir.path(), None, "dev-1", now()).0,
-        true
-    );
+    assert!(license::feature_enabled_at_start(dir.path(), None, "dev-1", now()).0);
     assert_eq!(
         license::status(dir.path(), key, "dev-1", false, now()),
         LicenseStatus::Missing
@@ -159,7 +156,10 @@ fn install_and_status() {
     // Two days later it has expired.
     let later = now() + Duration::days(2);
     let st = license::status(dir.path(), key, "dev-1", true, later);
-    assert!(matches!(st, LicenseStatus::Invalid(LicenseError::Expired { .. })), "{st}");
+    assert!(
+        matches!(st, LicenseStatus::Invalid(LicenseError::Expired { .. })),
+        "{st}"
+    );
     assert!(!license::feature_enabled_at_start(dir.path(), key, "dev-1", later).0);
     // Only the licence file is left (no temporary files).
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -182,17 +182,29 @@ fn vendor_tool_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let sk = dir.path().join("vendor.key");
     let pk = dir.path().join("vendor.pub");
-    let st = Command::new(tool).arg("keygen").arg(&sk).arg(&pk).status().unwrap();
+    let st = Command::new(tool)
+        .arg("keygen")
+        .arg(&sk)
+        .arg(&pk)
+        .status()
+        .unwrap();
     assert!(st.success());
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&sk).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&sk).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let out = Command::new(tool)
         .args(["sign", "--key"])
         .arg(&sk)
         .args(["--device", "dev-9", "--expires", "2099-01-01"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let pub_text = std::fs::read_to_string(&pk).unwrap();
     let lic = license::verify(&text, &pub_text, "dev-9", now()).unwrap();

@@ -91,7 +91,8 @@ fn run(cli: Cli) -> Result<(), String> {
             device,
             file,
         } => {
-            let pk = fs::read_to_string(&public).map_err(|e| format!("{}: {e}", public.display()))?;
+            let pk =
+                fs::read_to_string(&public).map_err(|e| format!("{}: {e}", public.display()))?;
             let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let lic = license::verify(&text, &pk, &device, chrono::Utc::now())
                 .map_err(|e| e.to_string())?;

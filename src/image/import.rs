@@ -509,9 +509,7 @@ impl Sink<'_> {
             op: "checking free space".into(),
             source,
         })?;
-        let needed = self
-            .total
-            .map_or(0, |t| t.saturating_sub(self.written));
+        let needed = self.total.map_or(0, |t| t.saturating_sub(self.written));
         if available < needed || available == 0 {
             return Err(ImportError::NoSpace { needed, available });
         }
@@ -706,7 +704,9 @@ fn download(
 fn header_value(line: &[u8], name: &str) -> Option<String> {
     let line = std::str::from_utf8(line).ok()?;
     let (k, v) = line.split_once(':')?;
-    k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    k.trim()
+        .eq_ignore_ascii_case(name)
+        .then(|| v.trim().to_string())
 }
 
 fn curl_message(e: &curl::Error) -> String {
@@ -815,7 +815,10 @@ mod tests {
             parse_url("http:///x"),
             Err(ImportError::InvalidUrl { .. })
         ));
-        assert!(matches!(parse_url("nothing"), Err(ImportError::InvalidUrl { .. })));
+        assert!(matches!(
+            parse_url("nothing"),
+            Err(ImportError::InvalidUrl { .. })
+        ));
         let e = parse_url("http://u:pw@/x").err().unwrap().to_string();
         assert!(!e.contains("pw"), "{e}");
     }
@@ -823,7 +826,12 @@ mod tests {
     #[test]
     fn hostile_names_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for url in ["http://h/..", "http://h/", "http://h/%2e%2e%2fx", "http://h/a.json"] {
+        for url in [
+            "http://h/..",
+            "http://h/",
+            "http://h/%2e%2e%2fx",
+            "http://h/a.json",
+        ] {
             let e = import(&ImportRequest::new(url), dir.path(), &mut |_| {}).unwrap_err();
             assert!(matches!(e, ImportError::InvalidName { .. }), "{url}: {e}");
         }

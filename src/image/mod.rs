@@ -127,7 +127,9 @@ mod tests {
             assert!(valid_name(ok), "{ok}");
         }
         let long = "a".repeat(256);
-        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "-x", "a b", "é", &long] {
+        for bad in [
+            "", ".", "..", "../x", "a/b", ".hidden", "-x", "a b", "é", &long,
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
     }

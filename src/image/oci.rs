@@ -26,14 +26,22 @@ use sha2::{Digest, Sha256};
 /// as in the OCI spec so that the file reads like the original.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
-    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Entrypoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entrypoint: Option<Vec<String>>,
     #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     /// `NAME=VALUE` strings.
     #[serde(rename = "Env", default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
-    #[serde(rename = "WorkingDir", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "WorkingDir",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub working_dir: Option<String>,
     #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -287,7 +295,9 @@ fn oci_plan(archive: &Path) -> Result<Plan, ConvertError> {
         for l in layers {
             let media = l.get("mediaType").and_then(|m| m.as_str()).unwrap_or("");
             if media.contains("zstd") {
-                return Err(ConvertError::Unsupported(format!("layer media type {media}")));
+                return Err(ConvertError::Unsupported(format!(
+                    "layer media type {media}"
+                )));
             }
             let d = descriptor_digest(l)?;
             out.push(Member {
@@ -320,7 +330,9 @@ fn pick_platform(manifests: &[serde_json::Value]) -> Option<&serde_json::Value> 
         .iter()
         .find(|m| {
             let p = m.get("platform");
-            p.and_then(|p| p.get("architecture")).and_then(|a| a.as_str()) == Some(arch)
+            p.and_then(|p| p.get("architecture"))
+                .and_then(|a| a.as_str())
+                == Some(arch)
                 && p.and_then(|p| p.get("os")).and_then(|o| o.as_str()) != Some("windows")
         })
         .or_else(|| manifests.first())
@@ -340,7 +352,9 @@ fn blob_path(digest: &str) -> Result<PathBuf, ConvertError> {
         .split_once(':')
         .ok_or_else(|| ConvertError::Format(format!("bad digest {digest:?}")))?;
     if alg != "sha256" {
-        return Err(ConvertError::Unsupported(format!("digest algorithm {alg:?}")));
+        return Err(ConvertError::Unsupported(format!(
+            "digest algorithm {alg:?}"
+        )));
     }
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ConvertError::Format(format!("bad digest {digest:?}")));
@@ -439,7 +453,10 @@ fn read_member(archive: &Path, name: &Path, digest: Option<&str>) -> Result<Vec<
             .read_to_end(&mut buf)
             .map_err(ConvertError::io(format!("reading {}", name.display())))?;
         if buf.len() as u64 > JSON_MAX {
-            return Err(ConvertError::Format(format!("{} is too large", name.display())));
+            return Err(ConvertError::Format(format!(
+                "{} is too large",
+                name.display()
+            )));
         }
         Ok(())
     })?;
@@ -512,7 +529,8 @@ fn apply_layer(archive: &Path, layer: &Member, root: &Path) -> Result<(), Conver
                 continue;
             };
             if fname == OPAQUE {
-                clear_dir(&parent).map_err(ConvertError::io(op("applying an opaque whiteout in")))?;
+                clear_dir(&parent)
+                    .map_err(ConvertError::io(op("applying an opaque whiteout in")))?;
             } else if let Some(target) = fname.strip_prefix(WHITEOUT_PREFIX) {
                 if target.is_empty() || target == "." || target == ".." {
                     continue;
@@ -569,7 +587,10 @@ fn apply_layer(archive: &Path, layer: &Member, root: &Path) -> Result<(), Conver
                 continue;
             }
             entry.unpack_in(root).map_err(|e| {
-                ConvertError::io(format!("extracting {} from layer {layer_name}", rel.display()))(e)
+                ConvertError::io(format!(
+                    "extracting {} from layer {layer_name}",
+                    rel.display()
+                ))(e)
             })?;
         }
         Ok(())
@@ -686,7 +707,9 @@ fn mksquashfs(root: &Path, out: &Path) -> Result<(), ConvertError> {
     if text.contains("No space left") {
         return Err(ConvertError::NoSpace);
     }
-    Err(ConvertError::Mksquashfs(text.trim().chars().take(2000).collect()))
+    Err(ConvertError::Mksquashfs(
+        text.trim().chars().take(2000).collect(),
+    ))
 }
 
 // ===== scratch files =====
@@ -755,7 +778,10 @@ mod tests {
         assert_eq!(c.env.as_deref(), Some(&["A=1".to_string()][..]));
         assert_eq!(c.cmd, None);
         let s = serde_json::to_string(&c).unwrap();
-        assert_eq!(s, r#"{"Entrypoint":["/bin/sh"],"Env":["A=1"],"WorkingDir":"/w"}"#);
+        assert_eq!(
+            s,
+            r#"{"Entrypoint":["/bin/sh"],"Env":["A=1"],"WorkingDir":"/w"}"#
+        );
     }
 
     #[test]

@@ -117,7 +117,11 @@ pub fn http_server(dir: &Path, tls: Option<(&Path, &Path)>) -> Server {
 
 pub fn ftp_server(dir: &Path, user: &str, pass: &str) -> Server {
     let mut cmd = Command::new(python_with_pyftpdlib());
-    cmd.arg(servers_py()).arg("ftp").arg(dir).arg(user).arg(pass);
+    cmd.arg(servers_py())
+        .arg("ftp")
+        .arg(dir)
+        .arg(user)
+        .arg(pass);
     spawn_port_printer(cmd)
 }
 
@@ -156,15 +160,26 @@ pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let out = Command::new(openssl)
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (cert, key)
 }
 
@@ -385,7 +400,10 @@ pub fn oci_archive(corrupt: bool) -> Vec<u8> {
         l2[600] ^= 0x55;
     }
     archive(&[
-        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
         ("index.json".into(), index),
         (blob(&manifest), manifest.clone()),
         (blob(&config), config.clone()),
@@ -402,7 +420,11 @@ pub fn list_squashfs(img: &Path) -> BTreeMap<String, (String, String, Option<Str
         .arg(img)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut map = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
