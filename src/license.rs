@@ -393,6 +393,27 @@ pub fn feature_enabled_at_start(
     (on, st)
 }
 
+// ===== rpc-errors =====
+
+impl LicenseError {
+    /// The `<rpc-error>` for RPC `install-license`.
+    pub fn rpc_error(&self) -> crate::error::RpcError {
+        use crate::error::{ErrorTag, RpcError};
+        let (tag, app_tag) = match self {
+            LicenseError::BadFormat(_) => (ErrorTag::InvalidValue, "license-bad-format"),
+            LicenseError::BadKey(_) => (ErrorTag::OperationFailed, "license-bad-key"),
+            LicenseError::BadSignature => (ErrorTag::InvalidValue, "license-bad-signature"),
+            LicenseError::WrongDevice { .. } => (ErrorTag::InvalidValue, "license-wrong-device"),
+            LicenseError::Expired { .. } => (ErrorTag::InvalidValue, "license-expired"),
+            LicenseError::NoKeyConfigured => {
+                (ErrorTag::OperationNotSupported, "license-not-required")
+            }
+            LicenseError::Io(_) => (ErrorTag::OperationFailed, "storage-error"),
+        };
+        RpcError::app(tag, self.to_string()).with_app_tag(app_tag)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -377,11 +377,14 @@ fn start_sshd(dir: &Path) -> Sshd {
     // sshd's privilege separation directory (made by the service unit, which
     // we do not use).
     std::fs::create_dir_all("/run/sshd").unwrap();
+    // Its log (-e: to stderr) goes to a file beside the config.
+    let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
     let child = Command::new(sshd)
         .arg("-D")
         .arg("-e")
         .arg("-f")
         .arg(&config)
+        .stderr(log)
         .spawn()
         .unwrap();
     let child = KillOnDrop(child);
@@ -501,4 +504,24 @@ fn full_media_leaves_nothing() {
     );
     r.unwrap();
     assert_eq!(list_dir(&media), ["busybox-a.img"]);
+}
+
+// ===== small documents (licence by URL) =====
+
+#[test]
+fn fetch_small_document() {
+    let f = fixture();
+    std::fs::write(f.srv.join("license.txt"), "LICENCE TEXT\n").unwrap();
+    let http = http_server(&f.srv, None);
+    let req = ImportRequest::new(format!("http://127.0.0.1:{}/license.txt", http.port));
+    assert_eq!(image::fetch(&req, 1024).unwrap(), b"LICENCE TEXT\n");
+    let e = image::fetch(&req, 4).unwrap_err();
+    assert!(e.to_string().contains("more than 4 bytes"), "{e}");
+    let req = ImportRequest::new(format!("http://127.0.0.1:{}/nope.txt", http.port));
+    let e = image::fetch(&req, 1024).unwrap_err();
+    assert!(e.to_string().contains("HTTP 404"), "{e}");
+    assert!(matches!(
+        image::fetch(&ImportRequest::new("file:///etc/passwd"), 1024),
+        Err(ImportError::UnsupportedScheme(_))
+    ));
 }

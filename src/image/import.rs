@@ -370,6 +370,7 @@ pub fn import(
         None => None,
     };
     let claim = claim_name(&dest_dir.join(&name)).ok_or_else(|| ImportError::Busy(name.clone()))?;
+    tracing::info!(url = %redact_url(&req.url), image = %name, "importing");
 
     let tmp = TempPath(dest_dir.join(format!(".{name}.partial-{}", oci::random_tag())));
     let file = OpenOptions::new()
@@ -543,6 +544,95 @@ impl Sink<'_> {
     }
 }
 
+/// A libcurl handle set up for `req`: timeouts, TLS trust, ssh keys, and
+/// only the URL's own protocol allowed.
+fn configure(req: &ImportRequest, scheme: Scheme) -> Result<curl::easy::Easy, curl::Error> {
+    let mut easy = curl::easy::Easy::new();
+    easy.url(&req.url)?;
+    easy.fail_on_error(true)?;
+    easy.connect_timeout(req.connect_timeout.unwrap_or(Duration::from_secs(30)))?;
+    easy.low_speed_limit(1)?;
+    easy.low_speed_time(req.stall_timeout.unwrap_or(Duration::from_secs(60)))?;
+    easy.progress(true)?;
+    easy.signal(false)?;
+    if matches!(scheme, Scheme::Http | Scheme::Https) {
+        easy.follow_location(true)?;
+        easy.max_redirections(5)?;
+    }
+    if let Some(ca) = &req.ca_file {
+        easy.cainfo(ca)?;
+    }
+    // Only the URL's own protocol, and redirects only between http(s): a
+    // redirect must not turn an https import into file:// or anything else.
+    setopt_long(&easy, curl_sys::CURLOPT_PROTOCOLS, scheme.curl_proto())?;
+    setopt_long(
+        &easy,
+        curl_sys::CURLOPT_REDIR_PROTOCOLS,
+        Scheme::Http.curl_proto() | Scheme::Https.curl_proto(),
+    )?;
+    if let Some(k) = &req.ssh_private_key {
+        setopt_path(&easy, curl_sys::CURLOPT_SSH_PRIVATE_KEYFILE, k)?;
+        // Without a public key file libcurl would try ~/.ssh/id_dsa.pub; an
+        // empty string makes libssh2 derive it from the private key.
+        let public = req.ssh_public_key.clone().or_else(|| {
+            let mut p = k.clone().into_os_string();
+            p.push(".pub");
+            Some(PathBuf::from(p)).filter(|p| p.is_file())
+        });
+        let public = public.unwrap_or_default();
+        setopt_path(&easy, curl_sys::CURLOPT_SSH_PUBLIC_KEYFILE, &public)?;
+    }
+    if let Some(k) = &req.ssh_known_hosts {
+        setopt_path(&easy, curl_sys::CURLOPT_SSH_KNOWNHOSTS, k)?;
+    }
+    Ok(easy)
+}
+
+/// The text of a curl failure, credentials removed.
+fn transfer_error(e: &curl::Error, easy: &curl::easy::Easy, url: &str) -> ImportError {
+    let msg = if e.is_http_returned_error() {
+        format!(
+            "the server answered HTTP {}",
+            easy.response_code().unwrap_or(0)
+        )
+    } else {
+        curl_message(e)
+    };
+    ImportError::Transfer(scrub(&msg, url))
+}
+
+/// Downloads a small document (e.g. a licence, RPC `install-license` with a
+/// `url`) into memory, over the same protocols and options as [`import`].
+/// Refuses more than `max_bytes`.
+pub fn fetch(req: &ImportRequest, max_bytes: usize) -> Result<Vec<u8>, ImportError> {
+    let url = parse_url(&req.url)?;
+    tracing::info!(url = %redact_url(&req.url), "fetching");
+    let curl_err = |e: curl::Error| ImportError::Transfer(scrub(&curl_message(&e), &req.url));
+    let mut easy = configure(req, url.scheme).map_err(curl_err)?;
+    let mut buf = Vec::new();
+    let mut too_big = false;
+    let result = {
+        let mut t = easy.transfer();
+        t.write_function(|data| {
+            if buf.len() + data.len() > max_bytes {
+                too_big = true;
+                return Ok(0);
+            }
+            buf.extend_from_slice(data);
+            Ok(data.len())
+        })
+        .map_err(curl_err)?;
+        t.perform()
+    };
+    if too_big {
+        return Err(ImportError::Transfer(format!(
+            "more than {max_bytes} bytes"
+        )));
+    }
+    result.map_err(|e| transfer_error(&e, &easy, &req.url))?;
+    Ok(buf)
+}
+
 fn download(
     req: &ImportRequest,
     scheme: Scheme,
@@ -552,49 +642,7 @@ fn download(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(String, u64), ImportError> {
     let curl_err = |e: curl::Error| ImportError::Transfer(scrub(&curl_message(&e), &req.url));
-    let mut easy = curl::easy::Easy::new();
-    easy.url(&req.url).map_err(curl_err)?;
-    easy.fail_on_error(true).map_err(curl_err)?;
-    easy.connect_timeout(req.connect_timeout.unwrap_or(Duration::from_secs(30)))
-        .map_err(curl_err)?;
-    easy.low_speed_limit(1).map_err(curl_err)?;
-    easy.low_speed_time(req.stall_timeout.unwrap_or(Duration::from_secs(60)))
-        .map_err(curl_err)?;
-    easy.progress(true).map_err(curl_err)?;
-    easy.signal(false).map_err(curl_err)?;
-    if matches!(scheme, Scheme::Http | Scheme::Https) {
-        easy.follow_location(true).map_err(curl_err)?;
-        easy.max_redirections(5).map_err(curl_err)?;
-    }
-    if let Some(ca) = &req.ca_file {
-        easy.cainfo(ca).map_err(curl_err)?;
-    }
-    // Only the URL's own protocol, and redirects only between http(s): a
-    // redirect must not turn an https import into file:// or anything else.
-    setopt_long(&easy, curl_sys::CURLOPT_PROTOCOLS, scheme.curl_proto()).map_err(curl_err)?;
-    setopt_long(
-        &easy,
-        curl_sys::CURLOPT_REDIR_PROTOCOLS,
-        Scheme::Http.curl_proto() | Scheme::Https.curl_proto(),
-    )
-    .map_err(curl_err)?;
-    if let Some(k) = &req.ssh_private_key {
-        setopt_path(&easy, curl_sys::CURLOPT_SSH_PRIVATE_KEYFILE, k).map_err(curl_err)?;
-    }
-    if let Some(k) = &req.ssh_private_key {
-        // Without a public key file libcurl would try ~/.ssh/id_dsa.pub; an
-        // empty string makes libssh2 derive it from the private key.
-        let public = req.ssh_public_key.clone().or_else(|| {
-            let mut p = k.clone().into_os_string();
-            p.push(".pub");
-            Some(PathBuf::from(p)).filter(|p| p.is_file())
-        });
-        let public = public.unwrap_or_default();
-        setopt_path(&easy, curl_sys::CURLOPT_SSH_PUBLIC_KEYFILE, &public).map_err(curl_err)?;
-    }
-    if let Some(k) = &req.ssh_known_hosts {
-        setopt_path(&easy, curl_sys::CURLOPT_SSH_KNOWNHOSTS, k).map_err(curl_err)?;
-    }
+    let mut easy = configure(req, scheme).map_err(curl_err)?;
 
     let sink = RefCell::new(Sink {
         file,
@@ -666,23 +714,16 @@ fn download(
         return Err(e);
     }
     if let Err(e) = result {
-        let msg = if e.is_partial_file() {
-            match s.total {
+        if e.is_partial_file() {
+            return Err(ImportError::Transfer(match s.total {
                 Some(t) => format!(
                     "the transfer ended early: {} of {t} bytes received",
                     s.written
                 ),
                 None => format!("the transfer ended early after {} bytes", s.written),
-            }
-        } else if e.is_http_returned_error() {
-            format!(
-                "the server answered HTTP {}",
-                easy.response_code().unwrap_or(0)
-            )
-        } else {
-            curl_message(&e)
-        };
-        return Err(ImportError::Transfer(scrub(&msg, &req.url)));
+            }));
+        }
+        return Err(transfer_error(&e, &easy, &req.url));
     }
     if let Some(t) = s.total {
         // libcurl catches short bodies for http/ftp; this covers the rest.

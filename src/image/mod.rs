@@ -15,7 +15,7 @@ pub mod oci;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use import::{import, ImportError, ImportRequest, Imported, Progress};
+pub use import::{fetch, import, redact_url, ImportError, ImportRequest, Imported, Progress};
 pub use oci::{convert, ConvertError, ImageConfig};
 
 /// Maximum length of an image name (YANG typedef `image-name`).
@@ -117,6 +117,59 @@ pub fn delete(dir: &Path, name: &str, in_use: &dyn Fn(&str) -> bool) -> Result<(
     Ok(())
 }
 
+// ===== rpc-errors =====
+
+use crate::error::{ErrorTag, RpcError};
+
+impl ImportError {
+    /// The `<rpc-error>` for RPC `import-image`. The message is the error's
+    /// text (credentials already removed); the app-tag names the case.
+    pub fn rpc_error(&self) -> RpcError {
+        let (tag, app_tag, bad) = match self {
+            ImportError::InvalidUrl { .. } => (ErrorTag::InvalidValue, "invalid-url", Some("url")),
+            ImportError::UnsupportedScheme(_) => {
+                (ErrorTag::InvalidValue, "unsupported-scheme", Some("url"))
+            }
+            ImportError::InvalidName { .. } => {
+                (ErrorTag::InvalidValue, "invalid-name", Some("name"))
+            }
+            ImportError::InvalidSha256(_) => {
+                (ErrorTag::InvalidValue, "invalid-sha256", Some("sha256"))
+            }
+            ImportError::Busy(_) => (ErrorTag::InUse, "image-busy", None),
+            ImportError::NoSpace { .. } => (ErrorTag::ResourceDenied, "no-space", None),
+            ImportError::ChecksumMismatch { .. } => (
+                ErrorTag::OperationFailed,
+                "checksum-mismatch",
+                Some("sha256"),
+            ),
+            ImportError::NotAnImage(_) => (ErrorTag::OperationFailed, "not-an-image", None),
+            ImportError::Transfer(_) => (ErrorTag::OperationFailed, "transfer-failed", None),
+            ImportError::Convert(_) => (ErrorTag::OperationFailed, "conversion-failed", None),
+            ImportError::Io { .. } => (ErrorTag::OperationFailed, "storage-error", None),
+        };
+        let e = RpcError::app(tag, self.to_string()).with_app_tag(app_tag);
+        match bad {
+            Some(leaf) => e.with_info("bad-element", leaf),
+            None => e,
+        }
+    }
+}
+
+impl DeleteError {
+    /// The `<rpc-error>` for RPC `delete-image`.
+    pub fn rpc_error(&self) -> RpcError {
+        let (tag, app_tag) = match self {
+            DeleteError::InvalidName(_) => (ErrorTag::InvalidValue, "invalid-name"),
+            DeleteError::NotFound(_) => (ErrorTag::DataMissing, "no-such-image"),
+            DeleteError::InUse(_) => (ErrorTag::InUse, "image-in-use"),
+            DeleteError::Busy(_) => (ErrorTag::InUse, "image-busy"),
+            DeleteError::Io { .. } => (ErrorTag::OperationFailed, "storage-error"),
+        };
+        RpcError::app(tag, self.to_string()).with_app_tag(app_tag)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +191,21 @@ mod tests {
     fn config_path_replaces_extension() {
         assert_eq!(config_path(Path::new("/m/a.img")), Path::new("/m/a.json"));
         assert_eq!(config_path(Path::new("/m/a")), Path::new("/m/a.json"));
+    }
+
+    #[test]
+    fn rpc_errors() {
+        let e = DeleteError::InUse("x.img".into()).rpc_error();
+        assert_eq!(e.tag, ErrorTag::InUse);
+        assert_eq!(e.app_tag.as_deref(), Some("image-in-use"));
+        let e = ImportError::NoSpace {
+            needed: 2,
+            available: 1,
+        }
+        .rpc_error();
+        assert_eq!(e.tag, ErrorTag::ResourceDenied);
+        let e = ImportError::UnsupportedScheme("file".into()).rpc_error();
+        assert_eq!(e.info, [("bad-element".to_string(), "url".to_string())]);
     }
 
     #[test]

@@ -69,8 +69,14 @@ class Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+class QuietServer(ThreadingHTTPServer):
+    # Clients that abort on purpose (full media, busy) break pipes: not news.
+    def handle_error(self, request, client_address):
+        pass
+
+
 def serve_http(directory, cert=None, key=None):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=directory))
+    httpd = QuietServer(("127.0.0.1", 0), partial(Handler, directory=directory))
     if cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
