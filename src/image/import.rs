@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 use super::oci::{self, is_no_space, ArchiveKind, ConvertError, ImageConfig, TempPath};
 use super::valid_name;
 
-/// What to import.
-#[derive(Debug, Clone, Default)]
+/// What to import. `Debug` shows the URL without credentials.
+#[derive(Clone, Default)]
 pub struct ImportRequest {
     /// `http`, `https`, `ftp`, `tftp`, `scp` or `sftp` URL; may carry
     /// `user:password@` (never logged or put in errors).
@@ -48,6 +48,22 @@ pub struct ImportRequest {
     pub connect_timeout: Option<Duration>,
     /// Abort when less than 1 byte/s arrives for this long; default 60 s.
     pub stall_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for ImportRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRequest")
+            .field("url", &redact_url(&self.url))
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("ca_file", &self.ca_file)
+            .field("ssh_private_key", &self.ssh_private_key)
+            .field("ssh_public_key", &self.ssh_public_key)
+            .field("ssh_known_hosts", &self.ssh_known_hosts)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("stall_timeout", &self.stall_timeout)
+            .finish()
+    }
 }
 
 impl ImportRequest {
@@ -828,6 +844,8 @@ mod tests {
             "sftp://***@host:22/x.img"
         );
         assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
+        let dbg = format!("{:?}", ImportRequest::new("ftp://bob:s3cret@h/x"));
+        assert!(!dbg.contains("s3cret"), "{dbg}");
         let msg = scrub(
             "Login denied for bob:s3cret at sftp://bob:s3cret@host/x (pass s3cret)",
             "sftp://bob:s3cret@host/x",
