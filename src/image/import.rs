@@ -116,7 +116,8 @@ pub enum ImportError {
     InvalidSha256(String),
     #[error("image {0:?} is already being imported or deleted")]
     Busy(String),
-    #[error("not enough space on the storage media: {needed} bytes needed, {available} available")]
+    /// `needed` is 0 when the size was not known (the media filled up).
+    #[error("not enough space on the storage media: {}", space_text(*.needed, *.available))]
     NoSpace { needed: u64, available: u64 },
     #[error("SHA-256 mismatch: expected {expected}, got {actual}")]
     ChecksumMismatch { expected: String, actual: String },
@@ -132,6 +133,14 @@ pub enum ImportError {
         #[source]
         source: io::Error,
     },
+}
+
+fn space_text(needed: u64, available: u64) -> String {
+    if needed == 0 {
+        format!("it filled up ({available} bytes left)")
+    } else {
+        format!("{needed} bytes needed, {available} available")
+    }
 }
 
 impl ImportError {
