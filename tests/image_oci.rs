@@ -201,3 +201,43 @@ fn layer_escaping_the_root_is_refused() {
     assert!(!dir.path().join("a/escaped").exists());
     assert_eq!(list_dir(&work), ["evil.tar"]);
 }
+
+#[test]
+fn absolute_symlink_cannot_reach_the_host() {
+    // Layer 1 points bin at a host directory; layer 2 whites out a file
+    // there and adds one. Neither may touch the host.
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("canary"), b"alive").unwrap();
+    let l1 = Layer::new().symlink("bin", host.to_str().unwrap()).finish();
+    let l2 = Layer::new()
+        .file("bin/.wh.canary", 0o644, 0, 0, b"")
+        .file("bin/new", 0o644, 0, 0, b"x")
+        .finish();
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": "c.json", "Layers": ["1/layer.tar", "2/layer.tar"]}
+    ]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("c.json", image_config_json(&[])),
+        ("1/layer.tar", l1),
+        ("2/layer.tar", l2),
+        ("manifest.json", manifest),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let archive = work.join("evil.tar");
+    std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+    let r = oci::convert(&archive, &work.join("evil.img"));
+    assert!(r.is_err(), "writing through an absolute symlink must fail");
+    assert_eq!(list_dir(&host), ["canary"]);
+    assert_eq!(std::fs::read(host.join("canary")).unwrap(), b"alive");
+    assert_eq!(list_dir(&work), ["evil.tar"]);
+}

@@ -56,6 +56,32 @@ pub fn read_config(img: &Path) -> Result<Option<ImageConfig>, io::Error> {
     }
 }
 
+/// Removes what an interrupted import or conversion left in `dir` (agent
+/// crash, power loss): `.NAME.partial-*` files and `.rootfs-*` scratch trees.
+/// Call at start, before any import runs. Returns how many were removed.
+/// (Listings of images should skip names starting with `.`: valid image names
+/// never do.)
+pub fn remove_leftovers(dir: &Path) -> io::Result<usize> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        if name.starts_with(".rootfs-") && e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+            n += 1;
+        } else if name.contains(".partial-") && !e.file_type()?.is_dir() {
+            std::fs::remove_file(&path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
     #[error("invalid image name {0:?}")]
@@ -191,6 +217,24 @@ mod tests {
     fn config_path_replaces_extension() {
         assert_eq!(config_path(Path::new("/m/a.img")), Path::new("/m/a.json"));
         assert_eq!(config_path(Path::new("/m/a")), Path::new("/m/a.json"));
+    }
+
+    #[test]
+    fn leftovers_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.img"), b"hsqs").unwrap();
+        std::fs::write(d.join(".a.img.partial-0123abcd"), b"x").unwrap();
+        std::fs::write(d.join(".b.img.partial-0123abcd.json"), b"x").unwrap();
+        std::fs::create_dir_all(d.join(".rootfs-99/etc")).unwrap();
+        std::fs::write(d.join(".keep"), b"x").unwrap();
+        assert_eq!(remove_leftovers(d).unwrap(), 3);
+        let mut left: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".keep", "a.img"]);
     }
 
     #[test]

@@ -570,19 +570,30 @@ fn apply_layer(archive: &Path, layer: &Member, root: &Path) -> Result<(), Conver
                 continue;
             }
             let kind = entry.header().entry_type();
-            let target = match rel.parent().and_then(|p| safe_dir(root, p)) {
-                Some(parent) => parent.join(rel.file_name().unwrap_or_default()),
-                None => root.join(&rel),
-            };
-            // Replace what a lower layer has there unless both are
-            // directories (which merge).
-            if let Ok(m) = fs::symlink_metadata(&target) {
-                if !(m.is_dir() && kind.is_dir()) {
-                    remove_any(&target).map_err(ConvertError::io(op("extracting")))?;
+            // Only through real directories do we touch the tree ourselves:
+            // a path below a symlink (possibly absolute, pointing at the
+            // host) is left to the tar crate, which refuses to write outside.
+            let target = rel
+                .parent()
+                .and_then(|p| safe_dir(root, p))
+                .map(|parent| parent.join(rel.file_name().unwrap_or_default()));
+            if let Some(target) = &target {
+                // Replace what a lower layer has there unless both are
+                // directories (which merge).
+                if let Ok(m) = fs::symlink_metadata(target) {
+                    if !(m.is_dir() && kind.is_dir()) {
+                        remove_any(target).map_err(ConvertError::io(op("extracting")))?;
+                    }
                 }
             }
             if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-                make_node(&entry, &target, euid_root)
+                let Some(target) = &target else {
+                    return Err(ConvertError::Unsupported(format!(
+                        "device node {} below a symlink",
+                        rel.display()
+                    )));
+                };
+                make_node(&entry, target, euid_root)
                     .map_err(ConvertError::io(format!("creating {}", rel.display())))?;
                 continue;
             }
