@@ -8,6 +8,8 @@ pub mod apphost;
 pub mod config;
 pub mod datastore;
 pub mod error;
+pub mod image;
+pub mod license;
 pub mod nacm;
 pub mod netconf;
 pub mod notify;

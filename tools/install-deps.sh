@@ -10,6 +10,8 @@ PKGS=(
   netconfd yangcli                                 # peer for the benchmark, yangcli interop
   openssh-client sshpass python3 python3-venv python3-pip
   curl ca-certificates
+  libcurl4-openssl-dev openssl                     # image import (curl crate links libcurl)
+  tftpd-hpa openssh-server                         # image import tests: tftp, scp/sftp servers
 )
 missing=()
 for p in "${PKGS[@]}"; do
