@@ -67,6 +67,12 @@ start() {
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   chmod 755 "$dir"
+  # netconf-subsystem runs as the login user and must reach the socket.
+  local p="$dir"
+  while [ "$p" != / ]; do
+    p="$(dirname "$p")"
+    case "$(stat -c %A "$p" | cut -c10)" in x | t) ;; *) die "$p is not world-searchable: netconf-subsystem cannot reach $dir" ;; esac
+  done
   local sshd
   sshd="$(find_sshd)"
   local libdir
@@ -154,14 +160,22 @@ EOF
 }
 
 stop() {
-  local dir="$1" f pid
+  local dir="$1" f pid i pids=()
   for f in sshd-main.pid netconfd.pid; do
     [ -f "$dir/$f" ] || continue
     pid="$(cat "$dir/$f")"
-    # Kill the whole session (setsid above): sshd's per-connection
-    # children and netconf-subsystem processes go too.
+    pids+=("$pid")
+    # Signal the whole session (setsid above): sshd's per-connection
+    # children and the netconf-subsystem processes go too.
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     rm -f "$dir/$f"
+  done
+  for pid in "${pids[@]}"; do
+    for i in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
   done
 }
 
