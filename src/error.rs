@@ -92,7 +92,14 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(error_type: ErrorType, tag: ErrorTag) -> Self {
-        RpcError { error_type, tag, app_tag: None, path: None, message: None, info: Vec::new() }
+        RpcError {
+            error_type,
+            tag,
+            app_tag: None,
+            path: None,
+            message: None,
+            info: Vec::new(),
+        }
     }
     /// An application-layer error, the common case for data problems.
     pub fn app(tag: ErrorTag, message: impl Into<String>) -> Self {
@@ -135,20 +142,28 @@ impl RpcError {
             _ => ErrorTag::OperationFailed,
         };
         let mut e = RpcError::new(ErrorType::Application, tag);
-        e.message = err.msg.clone().or_else(|| Some(format!("libyang error {:?}", err.errcode)));
+        e.message = err
+            .msg
+            .clone()
+            .or_else(|| Some(format!("libyang error {:?}", err.errcode)));
         e.path = err.path.clone();
         e.app_tag = err.apptag.clone();
         // libyang's app-tags for missing data and uniqueness map to the
         // dedicated NETCONF tags (RFC 7950 §15).
         match e.app_tag.as_deref() {
             Some("data-not-unique") => e.tag = ErrorTag::OperationFailed,
-            Some("too-many-elements") | Some("too-few-elements") => e.tag = ErrorTag::OperationFailed,
+            Some("too-many-elements") | Some("too-few-elements") => {
+                e.tag = ErrorTag::OperationFailed
+            }
             Some("must-violation") => e.tag = ErrorTag::OperationFailed,
             Some("instance-required") => e.tag = ErrorTag::DataMissing,
             Some("missing-choice") => e.tag = ErrorTag::DataMissing,
             _ => {}
         }
-        if e.message.as_deref().is_some_and(|m| m.starts_with("Mandatory node")) {
+        if e.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Mandatory node"))
+        {
             e.tag = ErrorTag::DataMissing;
         }
         e

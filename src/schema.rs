@@ -122,7 +122,10 @@ fn build(extra: &ExtraModules) -> Result<Context, SchemaError> {
     let mut ctx = Context::new(ContextFlags::DISABLE_SEARCHDIR_CWD)?;
     let mut map = EmbeddedModules::new();
     for m in EMBEDDED {
-        map.insert(EmbeddedModuleKey::new(m.name, m.revision, None, None), m.text);
+        map.insert(
+            EmbeddedModuleKey::new(m.name, m.revision, None, None),
+            m.text,
+        );
     }
     ctx.set_embedded_modules(&map);
     for m in EMBEDDED.iter().filter(|m| m.implement) {
@@ -137,7 +140,10 @@ fn build(extra: &ExtraModules) -> Result<Context, SchemaError> {
             None => (spec.as_str(), None),
         };
         ctx.load_module(name, rev, &["*"])
-            .map_err(|source| SchemaError::Extra { name: spec.clone(), source })?;
+            .map_err(|source| SchemaError::Extra {
+                name: spec.clone(),
+                source,
+            })?;
     }
     Ok(ctx)
 }
@@ -157,9 +163,13 @@ mod tests {
     #[test]
     fn embedded_modules_load() {
         let ctx = context();
-        let m = ctx.get_module_implemented("app-hosting").expect("app-hosting implemented");
+        let m = ctx
+            .get_module_implemented("app-hosting")
+            .expect("app-hosting implemented");
         assert_eq!(m.namespace(), AH_NS);
-        assert!(ctx.get_module_implemented("ietf-netconf-monitoring").is_some());
+        assert!(ctx
+            .get_module_implemented("ietf-netconf-monitoring")
+            .is_some());
         assert!(ctx.get_module_implemented("ietf-yang-library").is_some());
     }
 }

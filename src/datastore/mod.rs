@@ -6,9 +6,9 @@
 pub mod edit;
 pub mod persist;
 
-use yang2::data::DataTree;
+use yang2::data::{DataTree, DataValidationFlags};
 
-use crate::error::RpcError;
+use crate::error::{ErrorTag, RpcError};
 
 /// A configuration datastore name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +76,12 @@ pub struct Commit {
     pub new: DataTree<'static>,
 }
 
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Commit { .. }")
+    }
+}
+
 /// Result of an edit: the errors (empty = success) and, when running
 /// changed, the change for the reconciler. With continue-on-error an edit can
 /// both change the target and report errors.
@@ -106,12 +112,24 @@ pub struct Datastores {
 impl Datastores {
     /// Empty running and startup; candidate a copy of running.
     pub fn new_empty() -> Self {
-        todo!("edit helper")
+        let ctx = crate::schema::context();
+        let mut running = DataTree::new(ctx);
+        // Defaults of the empty configuration (cpu 25, ...); an empty tree
+        // only fails validation if an extra module has mandatory top-level
+        // data, and then running simply starts without defaults.
+        let _ = running.validate(DataValidationFlags::NO_STATE);
+        Self::from_trees(running, DataTree::new(ctx))
     }
     /// Running and startup as loaded from disk; candidate a copy of running.
     pub fn from_trees(running: DataTree<'static>, startup: DataTree<'static>) -> Self {
-        let _ = (running, startup);
-        todo!("edit helper")
+        let candidate = dup(&running);
+        Datastores {
+            running,
+            candidate,
+            startup,
+            candidate_modified: false,
+            saver: None,
+        }
     }
     /// Installs the persistence callback for running and startup.
     pub fn set_saver(&mut self, saver: Saver) {
@@ -127,44 +145,251 @@ impl Datastores {
     pub fn candidate_modified(&self) -> bool {
         self.candidate_modified
     }
+
     /// edit-config / edit-data. `config` is the `<config>` element.
-    pub fn edit(&mut self, target: DsName, config: roxmltree::Node<'_, '_>, opts: &EditOptions) -> EditOutcome {
-        let _ = (target, config, opts);
-        todo!("edit helper")
+    ///
+    /// The edit works on a copy of the target that is swapped in at the
+    /// end, so the target is never torn: stop-on-error and rollback-on-error
+    /// drop the copy on the first error; continue-on-error keeps what
+    /// succeeded. Running and startup are validated in full before the
+    /// swap; candidate only structurally (RFC 7950 §8.3.3). With test-option
+    /// `set`, running is still validated: it must always be valid.
+    pub fn edit(
+        &mut self,
+        target: DsName,
+        config: roxmltree::Node<'_, '_>,
+        opts: &EditOptions,
+    ) -> EditOutcome {
+        let ctx = crate::schema::context();
+        let mut out = EditOutcome::default();
+        let work = match self.tree(target).duplicate() {
+            Ok(t) => t,
+            Err(e) => {
+                out.errors.push(RpcError::from_yang(&e));
+                return out;
+            }
+        };
+        let cont = opts.error_option == ErrorOption::ContinueOnError;
+        let mut walk = edit::Walk::new(ctx, work, cont, false);
+        let default_op = match opts.default_operation {
+            DefaultOperation::Merge => edit::Op::Merge,
+            DefaultOperation::Replace => edit::Op::Replace,
+            DefaultOperation::None => edit::Op::None,
+        };
+        let stopped = walk.apply(config, default_op).is_err();
+        if !stopped && opts.default_operation == DefaultOperation::Replace {
+            walk.drop_untouched_top();
+        }
+        out.errors = std::mem::take(&mut walk.errors);
+        let changes = std::mem::take(&mut walk.changes);
+        if !out.errors.is_empty() && !cont {
+            return out;
+        }
+        let mut work = walk.into_tree();
+        if opts.test_option == TestOption::TestOnly {
+            if let Err(e) = work.validate(DataValidationFlags::NO_STATE) {
+                out.errors.push(validation_error(&e));
+            }
+            return out;
+        }
+        if changes.is_empty() {
+            return out;
+        }
+        match target {
+            DsName::Candidate => {
+                self.candidate = work;
+                self.candidate_modified = true;
+                out.changes = changes;
+            }
+            DsName::Running | DsName::Startup => {
+                if let Err(e) = work.validate(DataValidationFlags::NO_STATE) {
+                    out.errors.push(validation_error(&e));
+                    return out;
+                }
+                match self.install(target, work) {
+                    Ok(commit) => {
+                        out.commit = commit;
+                        out.changes = changes;
+                    }
+                    Err(e) => out.errors.push(e),
+                }
+            }
+        }
+        out
     }
-    /// copy-config (RFC 6241 §7.3).
-    pub fn copy_config(&mut self, target: DsName, source: ConfigSource<'_>) -> Result<Option<Commit>, Vec<RpcError>> {
-        let _ = (target, source);
-        todo!("edit helper")
+
+    /// Swaps a validated tree into running or startup, persists it, and
+    /// undoes the swap when persisting fails. For running, returns the
+    /// change and keeps an unmodified candidate in step with running.
+    fn install(
+        &mut self,
+        target: DsName,
+        tree: DataTree<'static>,
+    ) -> Result<Option<Commit>, RpcError> {
+        let slot = match target {
+            DsName::Running => &mut self.running,
+            DsName::Startup => &mut self.startup,
+            DsName::Candidate => {
+                self.candidate = tree;
+                self.candidate_modified = true;
+                return Ok(None);
+            }
+        };
+        let old = std::mem::replace(slot, tree);
+        if let Some(saver) = self.saver.as_mut() {
+            let slot_ref = match target {
+                DsName::Running => &self.running,
+                _ => &self.startup,
+            };
+            if let Err(msg) = saver(target, slot_ref) {
+                match target {
+                    DsName::Running => self.running = old,
+                    _ => self.startup = old,
+                }
+                return Err(RpcError::app(
+                    ErrorTag::OperationFailed,
+                    format!("saving {} failed, change undone: {msg}", target.as_str()),
+                ));
+            }
+        }
+        if target != DsName::Running {
+            return Ok(None);
+        }
+        if !self.candidate_modified {
+            self.candidate = dup(&self.running);
+        }
+        let new = self
+            .running
+            .duplicate()
+            .map_err(|e| RpcError::from_yang(&e))?;
+        Ok(Some(Commit { old, new }))
     }
-    /// delete-config (RFC 6241 §7.4).
+
+    /// A validated copy of a source.
+    fn validated(&self, source: &ConfigSource<'_>) -> Result<DataTree<'static>, Vec<RpcError>> {
+        let src = match source {
+            ConfigSource::Datastore(ds) => self.tree(*ds),
+            ConfigSource::Inline(t) => t,
+        };
+        let mut t = src.duplicate().map_err(|e| vec![RpcError::from_yang(&e)])?;
+        t.validate(DataValidationFlags::NO_STATE)
+            .map_err(|e| vec![validation_error(&e)])?;
+        Ok(t)
+    }
+
+    /// copy-config (RFC 6241 §7.3). Running and startup targets are
+    /// validated in full; candidate takes the source as is and counts as
+    /// modified.
+    pub fn copy_config(
+        &mut self,
+        target: DsName,
+        source: ConfigSource<'_>,
+    ) -> Result<Option<Commit>, Vec<RpcError>> {
+        if let ConfigSource::Datastore(ds) = source {
+            if ds == target {
+                return Err(vec![RpcError::protocol(
+                    ErrorTag::InvalidValue,
+                    format!("source and target are the same datastore ({})", ds.as_str()),
+                )]);
+            }
+        }
+        let tree = if target == DsName::Candidate {
+            let src = match source {
+                ConfigSource::Datastore(ds) => self.tree(ds),
+                ConfigSource::Inline(t) => t,
+            };
+            src.duplicate().map_err(|e| vec![RpcError::from_yang(&e)])?
+        } else {
+            self.validated(&source)?
+        };
+        self.install(target, tree).map_err(|e| vec![e])
+    }
+
+    /// delete-config (RFC 6241 §7.4). Startup becomes empty. Running cannot
+    /// be deleted (RFC 6241 §7.4). Candidate is refused too: it is a scratch
+    /// copy of running, reset with discard-changes, and emptying it would
+    /// only stage a commit that deletes the whole configuration, which an
+    /// edit with default-operation replace already expresses.
     pub fn delete_config(&mut self, target: DsName) -> Result<(), RpcError> {
-        let _ = target;
-        todo!("edit helper")
+        match target {
+            DsName::Startup => {
+                let empty = DataTree::new(crate::schema::context());
+                self.install(DsName::Startup, empty).map(|_| ())
+            }
+            DsName::Running => Err(RpcError::protocol(
+                ErrorTag::OperationNotSupported,
+                "the running datastore cannot be deleted",
+            )),
+            DsName::Candidate => Err(RpcError::protocol(
+                ErrorTag::OperationNotSupported,
+                "the candidate datastore cannot be deleted; use discard-changes",
+            )),
+        }
     }
+
     /// validate (RFC 6241 §8.6): full YANG validation including `must`.
     pub fn validate(&self, source: ConfigSource<'_>) -> Result<(), Vec<RpcError>> {
-        let _ = source;
-        todo!("edit helper")
+        self.validated(&source).map(|_| ())
     }
+
     /// commit (RFC 6241 §8.3.4.1).
     pub fn commit(&mut self) -> Result<Option<Commit>, Vec<RpcError>> {
-        todo!("edit helper")
+        if !self.candidate_modified {
+            // Candidate mirrors running: nothing to commit.
+            return Ok(None);
+        }
+        let tree = self.validated(&ConfigSource::Datastore(DsName::Candidate))?;
+        // Still marked modified during the install, so the candidate (which
+        // holds this very content) is not copied again from running.
+        let commit = self.install(DsName::Running, tree).map_err(|e| vec![e])?;
+        self.candidate_modified = false;
+        Ok(commit)
     }
+
     /// discard-changes (RFC 6241 §8.3.4.2).
     pub fn discard_changes(&mut self) {
-        todo!("edit helper")
+        self.candidate = dup(&self.running);
+        self.candidate_modified = false;
     }
+
     /// Replaces running wholesale (confirmed-commit rollback, restore).
-    pub fn replace_running(&mut self, tree: DataTree<'static>) -> Result<Option<Commit>, Vec<RpcError>> {
-        let _ = tree;
-        todo!("edit helper")
+    pub fn replace_running(
+        &mut self,
+        mut tree: DataTree<'static>,
+    ) -> Result<Option<Commit>, Vec<RpcError>> {
+        tree.validate(DataValidationFlags::NO_STATE)
+            .map_err(|e| vec![validation_error(&e)])?;
+        self.install(DsName::Running, tree).map_err(|e| vec![e])
     }
+}
+
+/// A failed full validation. Values were checked when the tree was built,
+/// so an `invalid-value` from validation is a `must` (or other constraint)
+/// failure, which RFC 7950 §15.1–15.5 reports as `operation-failed` with
+/// the `must`'s app-tag (e.g. `port-in-use`).
+fn validation_error(e: &yang2::Error) -> RpcError {
+    let mut r = RpcError::from_yang(e);
+    if r.tag == ErrorTag::InvalidValue {
+        r.tag = ErrorTag::OperationFailed;
+    }
+    r
+}
+
+/// A copy of a tree; duplicating only fails when memory runs out, and then
+/// an empty tree is the only thing left to give.
+fn dup(t: &DataTree<'static>) -> DataTree<'static> {
+    t.duplicate()
+        .unwrap_or_else(|_| DataTree::new(crate::schema::context()))
 }
 
 /// Parses an inline `<config>` (copy-config / validate source) into a tree,
 /// with the same error mapping as edits. Operation attributes are refused.
 pub fn parse_config(config: roxmltree::Node<'_, '_>) -> Result<DataTree<'static>, Vec<RpcError>> {
-    let _ = config;
-    todo!("edit helper")
+    let ctx = crate::schema::context();
+    let mut walk = edit::Walk::new(ctx, DataTree::new(ctx), true, true);
+    let _ = walk.apply(config, edit::Op::Merge);
+    if !walk.errors.is_empty() {
+        return Err(std::mem::take(&mut walk.errors));
+    }
+    Ok(walk.into_tree())
 }
