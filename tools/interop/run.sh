@@ -212,9 +212,17 @@ commit
 sget-config /app-hosting/cpu source=running
 EOF
   local out="$tmp/yangcli.log"
+  # app-hosting is YANG 1.1, announced in the YANG library 1.1 only, which
+  # yangcli (yuma123 2.13) cannot read: give it the module locally, as an
+  # operator would. Only this module: yang/'s IETF copies would shadow
+  # yuma123's own.
+  mkdir -p "$tmp/yangcli-modules"
+  cp "$repo"/yang/app-hosting@*.yang "$tmp/yangcli-modules/"
   # yangcli exits 0 even when a command fails: judge its output.
   (cd "$tmp" && HOME="$tmp" timeout 120 yangcli --server=127.0.0.1 --ncport="$port" \
-    --user=admin --password=admin --batch-mode --run-script="$tmp/yangcli.script") >"$out" 2>&1
+    --user=admin --password=admin --batch-mode \
+    --modpath="$tmp/yangcli-modules:/usr/share/yuma/modules" --module=app-hosting \
+    --run-script="$tmp/yangcli.script") >"$out" 2>&1
   local rc=$? ok=0
   if [ $rc -ne 0 ]; then log "yangcli exited $rc"; ok=1; fi
   if grep -qE "canceled|^Error:|rpc-error" "$out"; then log "yangcli reported an error"; ok=1; fi
