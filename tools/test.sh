@@ -31,10 +31,11 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-"${PIP[@]}" -r tools/requirements.txt
-if [ -f tools/interop/requirements.txt ]; then
-  "${PIP[@]}" -r tools/interop/requirements.txt
-fi
+# Every requirements file of tools/: pyang (schema checks), pyftpdlib
+# (image import tests), ncclient/ansible/scrapli (interop suite).
+for req in tools/requirements.txt tools/*/requirements.txt; do
+  [ -f "$req" ] && "${PIP[@]}" -r "$req"
+done
 # Tests and the interop suite find pyang, ncclient, ... here first.
 export PATH="$PWD/.venv/bin:$PATH"
 export VIRTUAL_ENV="$PWD/.venv"
