@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use roxmltree::Node;
 
-use super::{bad, child, missing, RpcCtx, Response, YangRpcs};
+use super::{bad, child, missing, Response, RpcCtx, YangRpcs};
 use crate::apphost::Apphost;
 use crate::error::RpcError;
 use crate::netconf::reply::escape_text;
@@ -26,17 +26,27 @@ impl YangRpcs for AppRpcs {
         }
         let h = &self.0;
         let r: Result<Response, RpcError> = match op.tag_name().name() {
-            "start" => leaf(op, "app").and_then(|a| h.start(&a)).map(|()| Response::Ok),
-            "stop" => leaf(op, "app").and_then(|a| h.stop(&a)).map(|()| Response::Ok),
-            "restart" => leaf(op, "app").and_then(|a| h.restart(&a)).map(|()| Response::Ok),
+            "start" => leaf(op, "app")
+                .and_then(|a| h.start(&a))
+                .map(|()| Response::Ok),
+            "stop" => leaf(op, "app")
+                .and_then(|a| h.stop(&a))
+                .map(|()| Response::Ok),
+            "restart" => leaf(op, "app")
+                .and_then(|a| h.restart(&a))
+                .map(|()| Response::Ok),
             "set-label" => (|| {
                 let image = leaf(op, "image")?;
                 let label = leaf(op, "label")?;
                 h.set_label(&image, &label)
             })()
             .map(|()| Response::Ok),
-            "remove-label" => leaf(op, "label").and_then(|l| h.remove_label(&l)).map(|()| Response::Ok),
-            "reload" => h.reload(opt_leaf(op, "label").as_deref()).map(|()| Response::Ok),
+            "remove-label" => leaf(op, "label")
+                .and_then(|l| h.remove_label(&l))
+                .map(|()| Response::Ok),
+            "reload" => h
+                .reload(opt_leaf(op, "label").as_deref())
+                .map(|()| Response::Ok),
             "show-log" => (|| {
                 let app = leaf(op, "app")?;
                 let lines = match opt_leaf(op, "lines") {
@@ -45,10 +55,15 @@ impl YangRpcs for AppRpcs {
                         .parse::<u32>()
                         .ok()
                         .filter(|n| (1..=100_000).contains(n))
-                        .ok_or_else(|| bad("lines", format!("lines must be 1..100000, not {v:?}")))?,
+                        .ok_or_else(|| {
+                            bad("lines", format!("lines must be 1..100000, not {v:?}"))
+                        })?,
                 };
                 let log = h.show_log(&app, lines)?;
-                Ok(Response::Body(format!("<log xmlns=\"{AH_NS}\">{}</log>", escape_text(&log))))
+                Ok(Response::Body(format!(
+                    "<log xmlns=\"{AH_NS}\">{}</log>",
+                    escape_text(&log)
+                )))
             })(),
             _ => return None,
         };
@@ -61,5 +76,7 @@ fn opt_leaf(op: Node<'_, '_>, name: &str) -> Option<String> {
 }
 
 fn leaf(op: Node<'_, '_>, name: &str) -> Result<String, RpcError> {
-    opt_leaf(op, name).filter(|v| !v.is_empty()).ok_or_else(|| missing(name))
+    opt_leaf(op, name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| missing(name))
 }
