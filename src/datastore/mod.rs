@@ -113,13 +113,7 @@ pub struct Datastores {
 impl Datastores {
     /// Empty running and startup; candidate a copy of running.
     pub fn new_empty() -> Self {
-        let ctx = crate::schema::context();
-        let mut running = DataTree::new(ctx);
-        // Defaults of the empty configuration (cpu 25, ...); an empty tree
-        // only fails validation if an extra module has mandatory top-level
-        // data, and then running simply starts without defaults.
-        let _ = running.validate(DataValidationFlags::NO_STATE);
-        Self::from_trees(running, DataTree::new(ctx))
+        Self::from_trees(empty_config(), DataTree::new(crate::schema::context()))
     }
     /// Running and startup as loaded from disk; candidate a copy of running.
     pub fn from_trees(running: DataTree<'static>, startup: DataTree<'static>) -> Self {
@@ -393,4 +387,13 @@ pub fn parse_config(config: roxmltree::Node<'_, '_>) -> Result<DataTree<'static>
         return Err(std::mem::take(&mut walk.errors));
     }
     Ok(walk.into_tree())
+}
+
+/// The empty configuration with its defaults (cpu 25, ...). An empty tree
+/// only fails validation if an extra module has mandatory top-level data;
+/// it then simply stays without defaults.
+pub fn empty_config() -> DataTree<'static> {
+    let mut tree = DataTree::new(crate::schema::context());
+    let _ = tree.validate(DataValidationFlags::NO_STATE);
+    tree
 }

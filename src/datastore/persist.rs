@@ -141,7 +141,7 @@ impl Store {
         let mut warnings = Vec::new();
         let startup = match store.load(STARTUP_FILE, &mut warnings)? {
             Some((tree, _)) => tree,
-            None => DataTree::new(schema::context()),
+            None => super::empty_config(),
         };
 
         let saved_boot_id = store.read_boot_id()?;
