@@ -60,6 +60,29 @@ def require_cap(m, fragment):
     pytest.skip(f"{SERVER} does not announce {fragment!r}")
 
 
+YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
+
+
+def require_module(m, name):
+    """Fail on apphostd, skip on a peer, when the YANG library lacks a module.
+
+    YANG 1.1 modules (ietf-netconf-nmda, app-hosting) are announced only in
+    the YANG library (RFC 7950 §5.6.4), not as hello capabilities.
+    """
+    flt = ("subtree", f'<yang-library xmlns="{YANGLIB_NS}"/>')
+    try:
+        names = m.get(filter=flt).data_ele.xpath(
+            "//yl:module/yl:name/text()", namespaces={"yl": YANGLIB_NS}
+        )
+    except RPCError:
+        names = []
+    if name in names:
+        return
+    if STRICT:
+        pytest.fail(f"module {name!r} not in the YANG library")
+    pytest.skip(f"{SERVER} does not implement {name!r}")
+
+
 def ah_config(inner):
     """An edit-config <config> holding app-hosting content."""
     return f'<config xmlns="{NC_NS}"><app-hosting xmlns="{AH_NS}">{inner}</app-hosting></config>'

@@ -23,6 +23,7 @@ from conftest import (
     find,
     has_cap,
     require_cap,
+    require_module,
     text_of,
     wait_until,
 )
@@ -314,7 +315,7 @@ def test_rollback_on_error(m):
 
 
 def test_get_data_operational(m):
-    require_cap(m, NMDA_NS)
+    require_module(m, "ietf-netconf-nmda")
     m.edit_config(target="candidate", config=ah_config(WEB))
     m.commit()
     rpc = to_ele(
