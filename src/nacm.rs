@@ -189,6 +189,22 @@ impl Nacm {
         self.enabled
     }
 
+    /// Whether `p` may do everything, so reads need not copy and filter the
+    /// tree and writes need no diff: NACM is off, or `p` is in `admin` and
+    /// no configured rule-list applies to it (the factory rule then permits
+    /// all).
+    pub fn unrestricted(&self, p: &Principal) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let groups = self.groups_of(p);
+        groups.iter().any(|g| g == ADMIN_GROUP)
+            && !self
+                .rule_lists
+                .iter()
+                .any(|rl| rl.groups.iter().any(|g| g == "*" || groups.contains(g)))
+    }
+
     /// Groups of `p`: NACM's own groups naming the user, plus the agent
     /// config's groups when external groups are enabled.
     pub fn groups_of(&self, p: &Principal) -> Vec<String> {
@@ -279,7 +295,7 @@ impl Nacm {
     /// Removes from `tree` every node `p` may not read (RFC 8341 §3.4.5:
     /// denied nodes are silently left out).
     pub fn filter_read(&self, p: &Principal, tree: &mut DataTree<'static>) {
-        if !self.enabled {
+        if self.unrestricted(p) {
             return;
         }
         let groups = self.groups_of(p);
@@ -327,7 +343,7 @@ impl Nacm {
         old: &DataTree<'static>,
         new: &DataTree<'static>,
     ) -> Result<(), RpcError> {
-        if !self.enabled {
+        if self.unrestricted(p) {
             return Ok(());
         }
         let groups = self.groups_of(p);
@@ -485,8 +501,14 @@ static FACTORY_ADMIN: std::sync::LazyLock<Rule> = std::sync::LazyLock::new(|| Ru
 });
 
 fn denied_rpc(module: &str, rpc: &str) -> RpcError {
-    RpcError::new(ErrorType::Protocol, ErrorTag::AccessDenied)
+    // RFC 8341 §3.4.4: access-denied, error-type application.
+    RpcError::new(ErrorType::Application, ErrorTag::AccessDenied)
         .with_message(format!("access denied: operation {module}:{rpc}"))
+}
+
+/// Whether `module` (implemented) defines the operation `rpc`.
+pub fn is_rpc(module: &str, rpc: &str) -> bool {
+    rpc_schema(module, rpc).is_some()
 }
 
 fn yang2_module(module: &str) -> Option<yang2::schema::SchemaModule<'static>> {

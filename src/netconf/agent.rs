@@ -15,6 +15,7 @@ use yang2::data::DataTree;
 
 use crate::datastore::{Commit, Datastores, DsName};
 use crate::error::{ErrorTag, RpcError};
+use crate::nacm::{Nacm, Principal};
 use crate::netconf::rpc::YangRpcs;
 use crate::reconciler::Reconciler;
 
@@ -88,9 +89,40 @@ impl Locks {
 pub struct Core {
     pub ds: Datastores,
     pub locks: Locks,
+    /// The access-control rules of running, and the running generation they
+    /// were read from.
+    nacm: (u64, Arc<Nacm>),
 }
 
 impl Core {
+    fn new(ds: Datastores) -> Core {
+        let nacm = (
+            ds.running_generation(),
+            Arc::new(Nacm::from_running(ds.tree(DsName::Running))),
+        );
+        Core {
+            ds,
+            locks: Locks::default(),
+            nacm,
+        }
+    }
+
+    /// The access-control rules in effect: those of the current running.
+    /// Rebuilt here, on first use after running changed (however it
+    /// changed: edit, commit, copy-config, rollback), so a rule change
+    /// holds from the next operation on; otherwise one integer compare.
+    pub fn nacm(&mut self) -> Arc<Nacm> {
+        let generation = self.ds.running_generation();
+        if self.nacm.0 != generation {
+            self.nacm = (
+                generation,
+                Arc::new(Nacm::from_running(self.ds.tree(DsName::Running))),
+            );
+            tracing::debug!(generation, "access-control rules reloaded");
+        }
+        self.nacm.1.clone()
+    }
+
     /// Refuses a write to `ds` by `me` while another session locks it.
     pub fn check_writable(&self, ds: DsName, me: u32) -> Result<(), RpcError> {
         match self.locks.held_by_other(ds, me) {
@@ -236,10 +268,7 @@ pub struct Agent {
 impl Agent {
     pub fn new(ds: Datastores, reconciler: Arc<dyn Reconciler>, limits: Limits) -> Arc<Agent> {
         Arc::new(Agent {
-            core: Mutex::new(Core {
-                ds,
-                locks: Locks::default(),
-            }),
+            core: Mutex::new(Core::new(ds)),
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             reconciler,
@@ -274,13 +303,29 @@ impl Agent {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The access-control rules in effect (see [`Core::nacm`]).
+    pub fn nacm(&self) -> Arc<Nacm> {
+        self.core().nacm()
+    }
+
+    /// Whether `principal` may receive notification `name` of YANG module
+    /// `module` (RFC 8341 §3.4.6); the session asks this per notification
+    /// and silently drops the denied ones.
+    pub fn allow_notification_for(&self, principal: &Principal, module: &str, name: &str) -> bool {
+        self.nacm().allow_notification(principal, module, name)
+    }
+
     fn sessions(&self) -> MutexGuard<'_, HashMap<u32, SessionEntry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers a new session; the returned guard unregisters it and
     /// releases its locks when dropped, however the session ends.
-    pub fn register(self: &Arc<Self>, user: &str, peer: Option<SocketAddr>) -> SessionGuard {
+    pub fn register(
+        self: &Arc<Self>,
+        principal: &Principal,
+        peer: Option<SocketAddr>,
+    ) -> SessionGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(Notify::new());
         let stats = Arc::new(SessionStats::default());
@@ -288,7 +333,7 @@ impl Agent {
             id,
             SessionEntry {
                 id,
-                user: user.to_string(),
+                user: principal.name.clone(),
                 peer,
                 login_time: chrono::Utc::now(),
                 stats: stats.clone(),

@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::nacm::Principal;
 use crate::netconf::agent::Agent;
 use crate::netconf::framing::{self, Decoder, FrameError, Framing};
 use crate::netconf::hello;
@@ -39,26 +40,27 @@ pub enum EndReason {
 }
 
 /// Runs a session to its end. The session's locks are released however it
-/// ends (the registration guard's drop).
+/// ends (the registration guard's drop). `principal` is the authenticated
+/// user with its configured groups; access control (NACM) is decided for it.
 pub async fn run<S>(
     stream: S,
     agent: Arc<Agent>,
-    user: String,
+    principal: Principal,
     peer: Option<SocketAddr>,
     shutdown: broadcast::Receiver<()>,
 ) -> EndReason
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let guard = agent.register(&user, peer);
-    let span = tracing::info_span!("session", id = guard.id, user = %user, peer = ?peer);
+    let guard = agent.register(&principal, peer);
+    let span = tracing::info_span!("session", id = guard.id, user = %principal.name, peer = ?peer);
     let id = guard.id;
     let reason = async {
         tracing::info!("session started");
         let reason = Session {
             stream,
             agent: agent.clone(),
-            user: &user,
+            principal: &principal,
             id,
             shutdown,
         }
@@ -76,7 +78,7 @@ where
 struct Session<'a, S> {
     stream: S,
     agent: Arc<Agent>,
-    user: &'a str,
+    principal: &'a Principal,
     id: u32,
     shutdown: broadcast::Receiver<()>,
 }
@@ -159,7 +161,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     let ctx = RpcCtx {
                         agent: &self.agent,
                         session_id: self.id,
-                        user: self.user,
+                        user: &self.principal.name,
+                        principal: self.principal,
                     };
                     rpc::handle_message(&ctx, text)
                 };

@@ -3,7 +3,7 @@
 use roxmltree::Node;
 
 use super::{datastore, ds_param, DsParam, Response, RpcCtx};
-use crate::datastore::{self as store, ConfigSource};
+use crate::datastore::{self as store, ConfigSource, DsName};
 
 pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
     let target = match datastore(op, "target") {
@@ -39,6 +39,19 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
             (None, DsParam::Datastore(ds)) => ConfigSource::Datastore(*ds),
             (None, DsParam::Config(_)) => unreachable!("inline config was parsed above"),
         };
+        // RFC 8341 §3.2.6: write access to the nodes of the target that
+        // actually change; saving running to startup needs only the right
+        // to run copy-config.
+        if !matches!(src, ConfigSource::Datastore(DsName::Running)) || target != DsName::Startup {
+            let nacm = core.nacm();
+            let new = match &src {
+                ConfigSource::Inline(t) => *t,
+                ConfigSource::Datastore(ds) => core.ds.tree(*ds),
+            };
+            if let Err(e) = nacm.check_write(ctx.principal, core.ds.tree(target), new) {
+                return e.into();
+            }
+        }
         core.ds
             .copy_config(target, src)
             .and_then(|c| super::vet_running(ctx, &mut core, c, false))
