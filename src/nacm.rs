@@ -697,6 +697,37 @@ mod tests {
     }
 
     #[test]
+    fn unrestricted_only_without_applicable_rules() {
+        let nacm = Nacm::default();
+        assert!(nacm.unrestricted(&admin()));
+        assert!(!nacm.unrestricted(&reader()));
+        // A rule-list for everyone applies to admin as well: admin reads
+        // must then be filtered like anybody's.
+        let cfg = r#"<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm">
+          <rule-list><name>all</name><group>*</group>
+            <rule><name>no-cpu</name><module-name>app-hosting</module-name>
+              <path xmlns:ah="urn:apphost:yang:app-hosting">/ah:app-hosting/ah:cpu</path>
+              <access-operations>read</access-operations><action>deny</action></rule>
+          </rule-list></nacm>"#;
+        let nacm = Nacm::from_running(&tree(cfg));
+        assert!(!nacm.unrestricted(&admin()));
+        let mut data = tree(AH);
+        nacm.filter_read(&admin(), &mut data);
+        let out = data
+            .print_string(
+                DataFormat::XML,
+                yang2::data::DataPrinterFlags::WITH_SIBLINGS,
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        assert!(!out.contains("<cpu>"), "{out}");
+        assert!(out.contains("<description>x</description>"), "{out}");
+        let off = r#"<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><enable-nacm>false</enable-nacm></nacm>"#;
+        assert!(Nacm::from_running(&tree(off)).unrestricted(&reader()));
+    }
+
+    #[test]
     fn parent_paths() {
         assert_eq!(parent_path("/a:x/y[k='v/w']/z"), Some("/a:x/y[k='v/w']"));
         assert_eq!(parent_path("/a:x/y[k='v/w']"), Some("/a:x"));

@@ -84,7 +84,9 @@ fn assert_denied(r: &str) {
 
 async fn get_config(c: &mut Client, ds: &str) -> String {
     let r = c
-        .rpc(&format!("<get-config><source><{ds}/></source></get-config>"))
+        .rpc(&format!(
+            "<get-config><source><{ds}/></source></get-config>"
+        ))
         .await
         .unwrap();
     assert!(r.contains("<data"), "{r}");
@@ -122,7 +124,8 @@ async fn reader_may_read_but_not_write_or_run_operations() {
     assert!(r.contains("<name>web</name>"), "{r}");
     // The NACM config itself is default-deny-all: not shown to the reader
     // (its defaults are asked for, so the admin sees it).
-    let get_all = "<get><with-defaults xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults\">\
+    let get_all =
+        "<get><with-defaults xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults\">\
                    report-all</with-defaults></get>";
     let r = rd.rpc(get_all).await.unwrap();
     assert!(r.contains("<cpu>25</cpu>"), "{r}");
@@ -323,7 +326,10 @@ async fn exec_rule_permits_stop_for_a_group_at_once() {
     // The operation ran: an unknown app is the domain's error, not NACM's.
     let r = rd.rpc(&stop("nosuch")).await.unwrap();
     let tag = text_of(&r, "error-tag");
-    assert!(tag.is_some() && tag.as_deref() != Some("access-denied"), "{r}");
+    assert!(
+        tag.is_some() && tag.as_deref() != Some("access-denied"),
+        "{r}"
+    );
     // Only stop: start stays denied, and so do writes.
     let r = rd
         .rpc(&format!("<start xmlns=\"{AH}\"><app>web</app></start>"))

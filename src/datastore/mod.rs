@@ -96,8 +96,7 @@ pub struct EditOutcome {
 }
 
 /// Asked about an edit before it takes effect: (old target, new target).
-pub type EditGuard<'a> =
-    &'a dyn Fn(&DataTree<'static>, &DataTree<'static>) -> Result<(), RpcError>;
+pub type EditGuard<'a> = &'a dyn Fn(&DataTree<'static>, &DataTree<'static>) -> Result<(), RpcError>;
 
 /// Persists a datastore after each change; returns a message on failure, and
 /// the change is then undone. Installed by the daemon (see `persist`).

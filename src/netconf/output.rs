@@ -12,9 +12,9 @@ use yang2::data::DataTree;
 
 use crate::datastore::DsName;
 use crate::error::RpcError;
+use crate::nacm::{Nacm, Principal};
 use crate::netconf::filter::Filter;
 use crate::netconf::monitoring::{self, Counters, MonitoringInfo, SessionInfo, Stats};
-use crate::nacm::{Nacm, Principal};
 use crate::netconf::print::{self, WithDefaults};
 use crate::netconf::rpc::{bad, child, RpcCtx, WITH_DEFAULTS_NS};
 use crate::netconf::{hello, yanglib};

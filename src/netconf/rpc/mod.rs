@@ -185,7 +185,11 @@ fn dispatch(ctx: &RpcCtx<'_>, rpc: Node<'_, '_>) -> Response {
     // leave the prefix off children of a prefixed <rpc>.
     let ns = ns.unwrap_or(NC_NS);
     if let Err(e) = check_exec(ctx, ns, name) {
-        tracing::info!(user = ctx.user, op = name, "operation denied by access control");
+        tracing::info!(
+            user = ctx.user,
+            op = name,
+            "operation denied by access control"
+        );
         return e.into();
     }
     match (ns, name) {
