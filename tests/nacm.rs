@@ -225,6 +225,16 @@ async fn reader_may_read_but_not_write_or_run_operations() {
     let run = get_config(&mut rd, "running").await;
     assert!(run.contains("<cpu>45</cpu>"), "{run}");
 
+    // Saving running to startup needs only the right to run copy-config
+    // (RFC 8341 §3.2.6), which the reader has.
+    let r = rd
+        .rpc("<copy-config><target><startup/></target><source><running/></source></copy-config>")
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let st = get_config(&mut admin, "startup").await;
+    assert!(st.contains("<cpu>45</cpu>"), "{st}");
+
     // close-session is always allowed.
     let r = rd.rpc("<close-session/>").await.unwrap();
     assert!(is_ok(&r), "{r}");
@@ -382,5 +392,71 @@ async fn enable_nacm_false_lets_everyone_write() {
     assert_denied(&r);
     let run = get_config(&mut admin, "running").await;
     assert!(run.contains("<name>web</name>"), "{run}");
+    env.a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_config_leaves_out_what_the_user_cannot_read() {
+    let env = start().await;
+    let mut admin = env.a.connect().await;
+    let mut rd = reader(&env.a).await;
+    let r = admin.rpc(&edit("running", &app_web())).await.unwrap();
+    assert!(is_ok(&r), "{r}");
+    // keyuser (group ops) may write all of app-hosting and read the NACM
+    // config, but not read environments.
+    admin_set_nacm(
+        &mut admin,
+        "<groups><group><name>ops</name><user-name>keyuser</user-name></group></groups>\
+         <rule-list><name>ops</name><group>ops</group>\
+         <rule><name>no-env</name><module-name>app-hosting</module-name>\
+         <path xmlns:ah=\"urn:apphost:yang:app-hosting\">/ah:app-hosting/ah:app/ah:environment</path>\
+         <access-operations>read</access-operations><action>deny</action></rule>\
+         <rule><name>write-ah</name><module-name>app-hosting</module-name>\
+         <access-operations>create update delete</access-operations><action>permit</action></rule>\
+         <rule><name>read-nacm</name><module-name>ietf-netconf-acm</module-name>\
+         <access-operations>read</access-operations><action>permit</action></rule>\
+         </rule-list>",
+    )
+    .await;
+    let r = admin
+        .rpc("<copy-config><target><startup/></target><source><running/></source></copy-config>")
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = rd
+        .rpc("<copy-config><target><candidate/></target><source><startup/></source></copy-config>")
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    // The environment it cannot read was not copied; the rest was.
+    let cand = get_config(&mut admin, "candidate").await;
+    assert!(cand.contains("<name>web</name>"), "{cand}");
+    assert!(cand.contains("<name>ops</name>"), "{cand}");
+    assert!(!cand.contains("hunter2"), "{cand}");
+    let st = get_config(&mut admin, "startup").await;
+    assert!(st.contains("hunter2"), "the source is untouched: {st}");
+    // Without read access to /nacm, copying startup would delete it from
+    // candidate, which the reader may not: refused, nothing changed.
+    let r = admin
+        .rpc(&edit(
+            "running",
+            &format!(
+                "<nacm xmlns=\"{ACM}\"><rule-list><name>ops</name><rule xmlns:nc=\"{NC}\" \
+                 nc:operation=\"delete\"><name>read-nacm</name></rule></rule-list></nacm>"
+            ),
+        ))
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = rd
+        .rpc("<copy-config><target><candidate/></target><source><startup/></source></copy-config>")
+        .await
+        .unwrap();
+    assert_denied(&r);
+    assert_eq!(
+        text_of(&r, "error-path").as_deref(),
+        Some("/nacm:nacm"),
+        "{r}"
+    );
     env.a.stop().await;
 }
