@@ -460,3 +460,65 @@ async fn copy_config_leaves_out_what_the_user_cannot_read() {
     );
     env.a.stop().await;
 }
+
+/// A rule path as clients write it (XML prefixes of their own choosing, in
+/// predicates too) is stored and matched; an unknown prefix is refused.
+#[test]
+fn rule_paths_with_xml_prefixes_are_stored_and_matched() {
+    use apphost::datastore::{Datastores, DsName, EditOptions};
+    use apphost::nacm::{Nacm, Principal};
+    use yang2::data::{Data, DataFormat, DataPrinterFlags};
+
+    let mut ds = Datastores::new_empty();
+    let edit = |ds: &mut Datastores, xml: &str| {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        ds.edit(DsName::Running, doc.root_element(), &EditOptions::default())
+    };
+    let rule = |path: &str| {
+        format!(
+            "<config xmlns=\"{NC}\"><nacm xmlns=\"{ACM}\"><rule-list><name>r</name><group>*</group>\
+             <rule><name>env-of-w</name><module-name>app-hosting</module-name>\
+             <path xmlns:x=\"{AH}\">{path}</path>\
+             <access-operations>read</access-operations><action>deny</action></rule>\
+             </rule-list></nacm>\
+             <app-hosting xmlns=\"{AH}\">\
+             <app><name>w</name><environment><name>A</name><value>hidden</value></environment></app>\
+             <app><name>v</name><environment><name>B</name><value>shown</value></environment></app>\
+             </app-hosting></config>"
+        )
+    };
+    let out = edit(&mut ds, &rule("/y:app-hosting/y:app"));
+    assert_eq!(
+        out.errors.first().map(|e| e.tag),
+        Some(apphost::error::ErrorTag::InvalidValue),
+        "unknown prefix y: {:?}",
+        out.errors
+    );
+    let out = edit(
+        &mut ds,
+        &rule("/x:app-hosting/x:app[x:name='w']/x:environment"),
+    );
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let running = ds.tree(DsName::Running);
+    let stored = running
+        .find_path("/ietf-netconf-acm:nacm/rule-list[name='r']/rule[name='env-of-w']/path")
+        .unwrap()
+        .value_canonical();
+    assert_eq!(
+        stored.as_deref(),
+        Some("/app-hosting:app-hosting/app[name='w']/environment")
+    );
+    let nacm = Nacm::from_running(running);
+    let mut view = running.duplicate().unwrap();
+    let p = Principal {
+        name: "anyone".into(),
+        groups: vec![],
+    };
+    nacm.filter_read(&p, &mut view);
+    let out = view
+        .print_string(DataFormat::XML, DataPrinterFlags::WITH_SIBLINGS)
+        .unwrap()
+        .unwrap_or_default();
+    assert!(!out.contains("hidden"), "{out}");
+    assert!(out.contains("shown"), "{out}");
+}
