@@ -522,3 +522,38 @@ fn rule_paths_with_xml_prefixes_are_stored_and_matched() {
     assert!(!out.contains("hidden"), "{out}");
     assert!(out.contains("shown"), "{out}");
 }
+
+/// A confirmed commit that is cancelled rolls running back, and with it the
+/// rules: what it permitted is denied again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_commit_rollback_restores_the_rules() {
+    let env = start().await;
+    let mut admin = env.a.connect().await;
+    let mut rd = reader(&env.a).await;
+    let r = admin.rpc(&edit("running", &app_web())).await.unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = admin
+        .rpc(&edit(
+            "candidate",
+            &format!(
+                "<nacm xmlns=\"{ACM}\"><rule-list><name>all-stop</name><group>*</group>\
+                 <rule><name>may-stop</name><module-name>app-hosting</module-name>\
+                 <rpc-name>stop</rpc-name><action>permit</action></rule></rule-list></nacm>"
+            ),
+        ))
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = admin
+        .rpc("<commit><confirmed/><confirm-timeout>60</confirm-timeout></commit>")
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = rd.rpc(&stop("web")).await.unwrap();
+    assert!(is_ok(&r), "permitted by the pending commit: {r}");
+    let r = admin.rpc("<cancel-commit/>").await.unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = rd.rpc(&stop("web")).await.unwrap();
+    assert_denied(&r);
+    env.a.stop().await;
+}
