@@ -99,6 +99,20 @@ impl ConnHandler {
         }
     }
 
+    /// The authenticated `user` with its configured groups, for access
+    /// control (NACM).
+    fn principal(&self, user: String) -> crate::nacm::Principal {
+        crate::nacm::Principal {
+            groups: self
+                .ctx
+                .users
+                .get(&user)
+                .map(|u| u.groups.clone())
+                .unwrap_or_default(),
+            name: user,
+        }
+    }
+
     fn accepted(&mut self, user: &str, method: &str) -> Auth {
         tracing::info!(peer = ?self.peer, user, method, "authenticated");
         self.user = Some(user.to_string());
@@ -211,15 +225,7 @@ impl russh::server::Handler for ConnHandler {
         session.channel_success(channel_id)?;
         self.started.store(true, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
-        let principal = crate::nacm::Principal {
-            groups: self
-                .ctx
-                .users
-                .get(&user)
-                .map(|u| u.groups.clone())
-                .unwrap_or_default(),
-            name: user,
-        };
+        let principal = self.principal(user);
         let agent = self.ctx.agent.clone();
         let shutdown = self.ctx.shutdown.subscribe();
         let peer = self.peer;
