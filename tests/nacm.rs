@@ -165,6 +165,17 @@ async fn reader_may_read_but_not_write_or_run_operations() {
         text_of(&r, "error-path").is_some_and(|p| p.contains("evil")),
         "{r}"
     );
+    // edit-data (NMDA) goes through the same check.
+    let r = rd
+        .rpc(&format!(
+            "<edit-data xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-nmda\" \
+             xmlns:ds=\"urn:ietf:params:xml:ns:yang:ietf-datastores\">\
+             <datastore>ds:running</datastore><config>\
+             <app-hosting xmlns=\"{AH}\"><cpu>40</cpu></app-hosting></config></edit-data>"
+        ))
+        .await
+        .unwrap();
+    assert_denied(&r);
     for ds in ["candidate", "running"] {
         let c = get_config(&mut admin, ds).await;
         assert!(!c.contains("<cpu>40</cpu>"), "{c}");
