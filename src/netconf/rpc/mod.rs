@@ -258,7 +258,7 @@ pub fn vet_running(
         "new running refused by the reconciler check; undone"
     );
     let Commit { old, new } = c;
-    if let Err(e) = core.ds.replace_running(old) {
+    if let Err(e) = core.ds.restore_running(old) {
         tracing::error!(errors = ?e, "cannot restore the previous running configuration");
     }
     if from_candidate {
