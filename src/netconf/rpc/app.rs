@@ -108,7 +108,18 @@ impl YangRpcs for AppHostingRpcs {
             return Some(install_license::handle(&self.licensing, op));
         }
         let Some(apps) = &self.apps else {
-            return Some(crate::schema::hidden_ns_error(AH_NS, name).into());
+            if !crate::schema::app_hosting_enabled() {
+                return Some(crate::schema::hidden_ns_error(AH_NS, name).into());
+            }
+            // Licensed, but the domain could not start (no root, no
+            // runtime): the daemon logged why.
+            return Some(
+                RpcError::app(
+                    crate::error::ErrorTag::OperationFailed,
+                    format!("{name}: application hosting is unavailable on this agent (see its log)"),
+                )
+                .into(),
+            );
         };
         match name {
             "import-image" => Some(import_image::handle(&apps.0, &self.publish, op)),
