@@ -482,9 +482,13 @@ impl Licensing {
         let st = self.status(now);
         let mut tree = yang2::data::DataTree::new(crate::schema::context());
         let mut set = |leaf: &str, v: &str| {
-            tree.new_path(&format!("/app-hosting-license:license/{leaf}"), Some(v), false)
-                .map(|_| ())
-                .map_err(|e| RpcError::from_yang(&e))
+            tree.new_path(
+                &format!("/app-hosting-license:license/{leaf}"),
+                Some(v),
+                false,
+            )
+            .map(|_| ())
+            .map_err(|e| RpcError::from_yang(&e))
         };
         set("status", st.as_str())?;
         set("enabled", if self.enabled { "true" } else { "false" })?;

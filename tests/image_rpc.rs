@@ -154,7 +154,11 @@ async fn import_over_http_lists_the_image_and_notifies() {
         .await
         .unwrap();
     assert_eq!(text_of(&r, "name").as_deref(), Some("busybox-a.img"), "{r}");
-    assert_eq!(text_of(&r, "sha256").as_deref(), Some(env.sha.as_str()), "{r}");
+    assert_eq!(
+        text_of(&r, "sha256").as_deref(),
+        Some(env.sha.as_str()),
+        "{r}"
+    );
     assert_eq!(
         std::fs::read(env.images.join("busybox-a.img")).unwrap(),
         env.img
@@ -176,7 +180,10 @@ async fn import_over_http_lists_the_image_and_notifies() {
     );
     let (last_name, last) = events.last().unwrap();
     assert_eq!(last_name, "image-imported");
-    assert!(last.contains(&format!("<sha256>{}</sha256>", env.sha)), "{last}");
+    assert!(
+        last.contains(&format!("<sha256>{}</sha256>", env.sha)),
+        "{last}"
+    );
 
     // The explicit name wins over the URL's.
     let r = c
@@ -187,10 +194,7 @@ async fn import_over_http_lists_the_image_and_notifies() {
         .await
         .unwrap();
     assert_eq!(text_of(&r, "name").as_deref(), Some("copy.img"), "{r}");
-    assert_eq!(
-        listed_images(&mut c).await,
-        ["busybox-a.img", "copy.img"]
-    );
+    assert_eq!(listed_images(&mut c).await, ["busybox-a.img", "copy.img"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -320,7 +324,11 @@ async fn concurrent_import_of_one_name_is_refused() {
         .unwrap();
     assert_eq!(tags(&r), ("in-use".into(), "image-busy".into()));
     let (_first, r) = task.await.unwrap();
-    assert_eq!(text_of(&r, "sha256").as_deref(), Some(env.sha.as_str()), "{r}");
+    assert_eq!(
+        text_of(&r, "sha256").as_deref(),
+        Some(env.sha.as_str()),
+        "{r}"
+    );
     assert_eq!(env.stored(), ["busybox-a.img"]);
 }
 
@@ -366,10 +374,7 @@ async fn delete_image_unless_a_running_app_uses_it() {
     let del = |n: &str| format!("<delete-image xmlns=\"{AH}\"><name>{n}</name></delete-image>");
     let r = c.rpc(&del("a.img")).await.unwrap();
     assert_eq!(tags(&r), ("in-use".into(), "image-in-use".into()));
-    assert!(
-        text_of(&r, "error-message").unwrap().contains("web"),
-        "{r}"
-    );
+    assert!(text_of(&r, "error-message").unwrap().contains("web"), "{r}");
     assert!(env.images.join("a.img").exists());
 
     let r = c.rpc(&del("b.img")).await.unwrap();

@@ -231,9 +231,15 @@ async fn licence_gate_over_netconf() {
     // --- off: app-hosting hidden, the licence module served ---
     let off_id = content_id(&c.server_hello);
     let modules = library_modules(&mut c).await;
-    assert!(modules.iter().any(|m| m == "app-hosting-license"), "{modules:?}");
+    assert!(
+        modules.iter().any(|m| m == "app-hosting-license"),
+        "{modules:?}"
+    );
     assert!(!modules.iter().any(|m| m == "app-hosting"), "{modules:?}");
-    assert_eq!(licence_status(&mut c).await, ("missing".into(), "false".into()));
+    assert_eq!(
+        licence_status(&mut c).await,
+        ("missing".into(), "false".into())
+    );
 
     let r = c
         .rpc(&format!(
@@ -255,7 +261,10 @@ async fn licence_gate_over_netconf() {
         ))
         .await
         .unwrap();
-    assert!(r.contains("<identifier>app-hosting-license</identifier>"), "{r}");
+    assert!(
+        r.contains("<identifier>app-hosting-license</identifier>"),
+        "{r}"
+    );
     assert!(!r.contains("<identifier>app-hosting</identifier>"), "{r}");
 
     let r = c
@@ -318,7 +327,11 @@ async fn licence_gate_over_netconf() {
         ("not a licence", "license-bad-format"),
     ] {
         let r = c.rpc(&install(text)).await.unwrap();
-        assert_eq!(tags(&r), ("invalid-value".to_string(), app_tag.to_string()), "{r}");
+        assert_eq!(
+            tags(&r),
+            ("invalid-value".to_string(), app_tag.to_string()),
+            "{r}"
+        );
     }
     let r = c
         .rpc(&format!("<install-license xmlns=\"{AH}\"/>"))
@@ -334,7 +347,10 @@ async fn licence_gate_over_netconf() {
         licence_status(&mut c).await,
         ("pending-restart".into(), "false".into())
     );
-    assert!(!library_modules(&mut c).await.iter().any(|m| m == "app-hosting"));
+    assert!(!library_modules(&mut c)
+        .await
+        .iter()
+        .any(|m| m == "app-hosting"));
     c.disconnect().await;
     daemon.stop().await;
 
@@ -342,8 +358,14 @@ async fn licence_gate_over_netconf() {
     let daemon = Daemon::start(&s.cfg);
     let mut c = connect(s.port).await;
     assert_ne!(content_id(&c.server_hello), off_id);
-    assert!(library_modules(&mut c).await.iter().any(|m| m == "app-hosting"));
-    assert_eq!(licence_status(&mut c).await, ("valid".into(), "true".into()));
+    assert!(library_modules(&mut c)
+        .await
+        .iter()
+        .any(|m| m == "app-hosting"));
+    assert_eq!(
+        licence_status(&mut c).await,
+        ("valid".into(), "true".into())
+    );
     let r = c
         .rpc(&format!(
             "<get-schema xmlns=\"{MON}\"><identifier>app-hosting</identifier></get-schema>"

@@ -710,16 +710,16 @@ pub fn without_hidden(tree: &DataTree<'static>) -> Result<Option<DataTree<'stati
         .iter()
         .flat_map(|r| r.inclusive_siblings())
         .collect();
-    let hidden = |n: &DataNodeRef<'_, 'static>| {
-        crate::schema::is_hidden_module(n.schema().module().name())
-    };
+    let hidden =
+        |n: &DataNodeRef<'_, 'static>| crate::schema::is_hidden_module(n.schema().module().name());
     if !top.iter().any(hidden) {
         return Ok(None);
     }
     let yerr = |e: yang2::Error| RpcError::from_yang(&e);
     let mut out = DataTree::new(context());
     for n in top.iter().filter(|n| !hidden(n)) {
-        out.merge(&n.duplicate(false).map_err(yerr)?).map_err(yerr)?;
+        out.merge(&n.duplicate(false).map_err(yerr)?)
+            .map_err(yerr)?;
     }
     Ok(Some(out))
 }

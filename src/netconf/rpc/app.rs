@@ -116,7 +116,9 @@ impl YangRpcs for AppHostingRpcs {
             return Some(
                 RpcError::app(
                     crate::error::ErrorTag::OperationFailed,
-                    format!("{name}: application hosting is unavailable on this agent (see its log)"),
+                    format!(
+                        "{name}: application hosting is unavailable on this agent (see its log)"
+                    ),
                 )
                 .into(),
             );

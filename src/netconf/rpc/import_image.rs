@@ -28,7 +28,8 @@ pub fn no_publish() -> Publish {
 }
 
 pub fn handle(apphost: &Apphost, publish: &Publish, op: Node<'_, '_>) -> Response {
-    let leaf = |name: &str| child(op, AH_NS, name).map(|n| n.text().unwrap_or("").trim().to_string());
+    let leaf =
+        |name: &str| child(op, AH_NS, name).map(|n| n.text().unwrap_or("").trim().to_string());
     let Some(url) = leaf("url").filter(|u| !u.is_empty()) else {
         return missing("url").into();
     };
@@ -62,10 +63,7 @@ pub fn handle(apphost: &Apphost, publish: &Publish, op: Node<'_, '_>) -> Respons
         }
         Err(e) => {
             tracing::warn!(error = %e, "image import failed");
-            let name = req
-                .name
-                .clone()
-                .filter(|n| image::valid_name(n));
+            let name = req.name.clone().filter(|n| image::valid_name(n));
             let msg = e.to_string();
             publish_event(publish, imported_event(name.as_deref(), Err(&msg)));
             rpc_error(&e).into()
@@ -141,7 +139,11 @@ mod tests {
         };
         let ev = progress_event(&p).unwrap();
         assert_eq!(ev.name, "image-import-progress");
-        assert!(ev.to_xml().contains("<percent>50</percent>"), "{}", ev.to_xml());
+        assert!(
+            ev.to_xml().contains("<percent>50</percent>"),
+            "{}",
+            ev.to_xml()
+        );
         let ev = imported_event(Some("a.img"), Err("download failed: <404>")).unwrap();
         assert!(ev.to_xml().contains("&lt;404&gt;"), "{}", ev.to_xml());
         assert!(imported_event(None, Ok("00")).is_ok());

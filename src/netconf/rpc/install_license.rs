@@ -30,10 +30,8 @@ fn run(licensing: &Licensing, op: Node<'_, '_>) -> Result<(), RpcError> {
         (None, Some(url)) => {
             let url = url.trim().to_string();
             tracing::info!(url = %redact_url(&url), "fetching a licence");
-            let bytes = image::fetch(&ImportRequest::new(url), MAX_LICENSE_BYTES).map_err(|e| {
-                e.rpc_error()
-                    .with_path("/app-hosting:install-license/url")
-            })?;
+            let bytes = image::fetch(&ImportRequest::new(url), MAX_LICENSE_BYTES)
+                .map_err(|e| e.rpc_error().with_path("/app-hosting:install-license/url"))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| bad("url", "the licence fetched is not UTF-8 text"))?;
             (text, "url")
