@@ -124,6 +124,7 @@ pub async fn serve(
         // Level-triggered: the first pass adopts what still runs, starts
         // autostart apps and removes what is no longer configured.
         a.apply(agent.core().ds.tree(DsName::Running));
+        remove_image_leftovers(&config, agent.core().ds.tree(DsName::Running));
     }
     if let Some(rb) = rollback {
         agent.confirmed_event(rb.event);
@@ -170,6 +171,21 @@ fn licensing_at_start(config: &Config) -> Licensing {
         );
     }
     l
+}
+
+/// Removes what imports interrupted by a crash left in the storage
+/// directory (`.NAME.partial-*`, `.rootfs-*`), before any import can run.
+fn remove_image_leftovers(config: &Config, running: &yang2::data::DataTree<'static>) {
+    let storage = crate::apphost::model::Desired::from_tree(running).storage;
+    let Ok(dir) = crate::apphost::images::Images::new(media_map(config), storage).dir() else {
+        return;
+    };
+    match crate::image::remove_leftovers(&dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(dir = %dir.display(), removed = n, "removed leftovers of interrupted imports"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot remove leftovers of interrupted imports"),
+    }
 }
 
 /// The app-hosting domain on the real OS. Without it (no root, no cgroups)

@@ -355,8 +355,14 @@ async fn licence_gate_over_netconf() {
     daemon.stop().await;
 
     // --- restarted: on ---
+    // A crash during an import left a partial file: removed at start.
+    let images = s._tmp.path().join("ext/app/images");
+    std::fs::create_dir_all(&images).unwrap();
+    let partial = images.join(".a.img.partial-0123456789ab");
+    std::fs::write(&partial, b"half").unwrap();
     let daemon = Daemon::start(&s.cfg);
     let mut c = connect(s.port).await;
+    assert!(!partial.exists(), "leftover of an interrupted import kept");
     assert_ne!(content_id(&c.server_hello), off_id);
     assert!(library_modules(&mut c)
         .await
