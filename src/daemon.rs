@@ -182,9 +182,13 @@ fn remove_image_leftovers(config: &Config, running: &yang2::data::DataTree<'stat
     };
     match crate::image::remove_leftovers(&dir) {
         Ok(0) => {}
-        Ok(n) => tracing::info!(dir = %dir.display(), removed = n, "removed leftovers of interrupted imports"),
+        Ok(n) => {
+            tracing::info!(dir = %dir.display(), removed = n, "removed leftovers of interrupted imports")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot remove leftovers of interrupted imports"),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove leftovers of interrupted imports")
+        }
     }
 }
 

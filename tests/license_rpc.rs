@@ -10,6 +10,7 @@
 //! reads it.
 
 mod common;
+mod image_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -340,8 +341,24 @@ async fn licence_gate_over_netconf() {
     assert_eq!(tags(&r).0, "missing-element");
     assert_eq!(licence_status(&mut c).await.0, "missing");
 
-    // --- a valid licence: pending until the restart ---
-    let r = c.rpc(&install(&good)).await.unwrap();
+    // A URL that cannot be fetched: the transfer error, nothing stored.
+    let srv = s._tmp.path().join("srv");
+    std::fs::create_dir_all(&srv).unwrap();
+    std::fs::write(srv.join("dev.lic"), &good).unwrap();
+    let http = image_support::http_server(&srv, None);
+    let by_url = |path: &str| {
+        format!(
+            "<install-license xmlns=\"{AH}\"><url>http://user:pw-secret@127.0.0.1:{}/{path}</url></install-license>",
+            http.port
+        )
+    };
+    let r = c.rpc(&by_url("missing.lic")).await.unwrap();
+    assert_eq!(tags(&r).1, "transfer-failed");
+    assert!(!r.contains("pw-secret"), "{r}");
+    assert_eq!(licence_status(&mut c).await.0, "missing");
+
+    // --- a valid licence (fetched over http): pending until the restart ---
+    let r = c.rpc(&by_url("dev.lic")).await.unwrap();
     assert!(is_ok(&r), "{r}");
     assert_eq!(
         licence_status(&mut c).await,
