@@ -107,8 +107,13 @@ pub async fn serve(
     };
     let agent = Agent::new(ds, reconciler, limits);
     agent.core().confirmed = confirmed;
-    // TODO(notify): publish image notifications on the agent's bus
-    // (`Agent::publish`) once it exists; until then they are dropped.
+    // TODO(notify): publish image notifications on the agent's bus once
+    // `Agent::publish` is on main; until then they are dropped. A weak
+    // reference, as the agent owns these RPCs:
+    //   let weak = Arc::downgrade(&agent);
+    //   let publish: import_image::Publish = Arc::new(move |ev| {
+    //       if let Some(a) = weak.upgrade() { a.publish(Ok(ev)) }
+    //   });
     let publish = import_image::no_publish();
     agent.set_yang_rpcs(Arc::new(AppHostingRpcs::new(
         apphost.clone().map(Arc::new),
