@@ -397,3 +397,28 @@ async fn delete_image_unless_a_running_app_uses_it() {
     assert!(is_ok(&r), "{r}");
     assert!(listed_images(&mut c).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn import_refused_while_the_media_is_not_mounted() {
+    let env = setup().await;
+    let mut c = env.agent.connect().await;
+    // The external media's mount point is gone (stick unplugged).
+    let media = env.images.parent().unwrap().parent().unwrap().to_path_buf();
+    std::fs::remove_dir_all(&media).unwrap();
+    let r = c
+        .rpc(&import_rpc(&env.url("busybox-a.img"), ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        tags(&r),
+        ("operation-failed".into(), "storage-error".into())
+    );
+    assert!(
+        text_of(&r, "error-message")
+            .unwrap()
+            .contains("not mounted"),
+        "{r}"
+    );
+    // Not created on the root filesystem instead.
+    assert!(!media.exists());
+}

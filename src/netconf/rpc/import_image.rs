@@ -42,6 +42,18 @@ pub fn handle(apphost: &Apphost, publish: &Publish, op: Node<'_, '_>) -> Respons
         Ok(d) => d,
         Err(e) => return e.into(),
     };
+    let media = match apphost.storage_media_root() {
+        Ok(m) => m,
+        Err(e) => return e.into(),
+    };
+    if !media.is_dir() {
+        return ImportError::Io {
+            op: format!("storage media {}", media.display()),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not mounted"),
+        }
+        .rpc_error()
+        .into();
+    }
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return ImportError::Io {
             op: format!("creating the storage directory {}", dir.display()),
