@@ -290,6 +290,12 @@ async fn licence_gate_over_netconf() {
         .await
         .unwrap();
     assert_eq!(tags(&r).0, "unknown-namespace");
+    // By module name, libyang style, in get-data.
+    let r = c
+        .rpc("<get-data xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-nmda\" xmlns:ds=\"urn:ietf:params:xml:ns:yang:ietf-datastores\"><datastore>ds:operational</datastore><xpath-filter>/app-hosting:app-hosting/cpu</xpath-filter></get-data>")
+        .await
+        .unwrap();
+    assert_eq!(tags(&r).0, "unknown-namespace");
     // No app-hosting data shows, not even its defaults.
     let r = c
         .rpc("<get-config><source><running/></source><with-defaults xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults\">report-all</with-defaults></get-config>")
