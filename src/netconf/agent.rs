@@ -1,7 +1,7 @@
 //! State shared by all NETCONF sessions: the datastores with their locks
 //! (one mutex, so a lock check and the edit it guards are atomic), the
-//! session registry (ids, kill handles, monitoring counters) and the
-//! reconciler that follows running.
+//! session registry (ids, kill handles, monitoring counters), the
+//! reconciler that follows running, and the notification bus.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,14 +9,23 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 
-use yang2::data::DataTree;
+use yang2::data::{DataDiffFlags, DataDiffOp, DataTree};
 
+use crate::apphost::AppEvent;
 use crate::datastore::{Commit, Datastores, DsName};
 use crate::error::{ErrorTag, RpcError};
 use crate::netconf::rpc::YangRpcs;
+use crate::notify::{events, Bus, Event, SessionParms};
 use crate::reconciler::Reconciler;
+
+/// Events kept for `startTime` replay (RFC 5277 §3.3), all streams
+/// together. An event is a few hundred bytes of libyang tree.
+pub const NOTIF_REPLAY: usize = 1000;
+/// How far a subscriber may fall behind the newest event before it loses
+/// the oldest ones (counted, see [`SessionStats::dropped_notifications`]).
+pub const NOTIF_QUEUE: usize = 256;
 
 /// Operational state of the domain (app status, images, media) for
 /// `<get>` and get-data of the operational datastore.
@@ -190,6 +199,9 @@ pub struct SessionStats {
     pub in_bad_rpcs: AtomicU64,
     pub out_rpc_errors: AtomicU64,
     pub out_notifications: AtomicU64,
+    /// Notifications this session's subscription lost because it fell too
+    /// far behind (events of any stream that it missed).
+    pub dropped_notifications: AtomicU64,
     /// Active notification subscriptions; while non-zero the session is
     /// never closed for idleness.
     pub subscriptions: AtomicU32,
@@ -205,6 +217,8 @@ pub struct SessionEntry {
     pub stats: Arc<SessionStats>,
     /// Signalled by kill-session and shutdown.
     kill: Arc<Notify>,
+    /// Who killed the session (0: nobody), for netconf-session-end.
+    killed_by: Arc<AtomicU32>,
 }
 
 /// Global counters (ietf-netconf-monitoring `statistics`).
@@ -231,6 +245,8 @@ pub struct Agent {
     pub start_time: chrono::DateTime<chrono::Utc>,
     yang_rpcs: OnceLock<Arc<dyn YangRpcs>>,
     state: OnceLock<Arc<dyn StateProvider>>,
+    /// Event notifications (RFC 5277) for every session's subscription.
+    pub bus: Bus,
 }
 
 impl Agent {
@@ -248,6 +264,7 @@ impl Agent {
             start_time: chrono::Utc::now(),
             yang_rpcs: OnceLock::new(),
             state: OnceLock::new(),
+            bus: Bus::new(NOTIF_REPLAY, NOTIF_QUEUE),
         })
     }
 
@@ -284,6 +301,7 @@ impl Agent {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(Notify::new());
         let stats = Arc::new(SessionStats::default());
+        let killed_by = Arc::new(AtomicU32::new(0));
         self.sessions().insert(
             id,
             SessionEntry {
@@ -293,6 +311,7 @@ impl Agent {
                 login_time: chrono::Utc::now(),
                 stats: stats.clone(),
                 kill: kill.clone(),
+                killed_by: killed_by.clone(),
             },
         );
         self.stats.in_sessions.fetch_add(1, Ordering::Relaxed);
@@ -301,6 +320,19 @@ impl Agent {
             id,
             kill,
             stats,
+            killed_by,
+        }
+    }
+
+    /// `common-session-parms` of a live session (RFC 6470), for events it
+    /// causes. A session that is gone gives its id with an empty user.
+    pub fn session_parms(&self, id: u32) -> SessionParms {
+        let sessions = self.sessions();
+        let entry = sessions.get(&id);
+        SessionParms {
+            username: entry.map(|e| e.user.clone()).unwrap_or_default(),
+            session_id: id,
+            source_host: entry.and_then(|e| e.peer).map(|p| p.ip().to_string()),
         }
     }
 
@@ -314,9 +346,16 @@ impl Agent {
     /// kill-session (RFC 6241 §7.9): releases the victim's locks at once
     /// and tells its task to stop.
     pub fn kill(&self, victim: u32) -> bool {
+        self.kill_by(victim, 0)
+    }
+
+    /// kill-session by session `by` (0: the server), which
+    /// netconf-session-end reports as `killed-by`.
+    pub fn kill_by(&self, victim: u32, by: u32) -> bool {
         let entry = self.sessions().remove(&victim);
         match entry {
             Some(e) => {
+                e.killed_by.store(by, Ordering::Relaxed);
                 self.core().release_all(victim);
                 self.stats.dropped_sessions.fetch_add(1, Ordering::Relaxed);
                 e.kill.notify_one();
@@ -345,6 +384,102 @@ impl Agent {
         let _g = span.enter();
         self.reconciler.apply(commit);
     }
+
+    // ===== notifications =====
+
+    /// Publishes an event to every subscription. Never blocks (the bus
+    /// drops what a slow subscriber cannot take); an event that failed to
+    /// build is logged and dropped, as losing a notification must not fail
+    /// the operation that caused it.
+    pub fn publish(&self, ev: Result<Event, RpcError>) {
+        match ev {
+            Ok(ev) => {
+                tracing::debug!(event = %ev.name, stream = ev.stream, "notification");
+                self.bus.publish(ev);
+            }
+            Err(e) => tracing::error!(error = %e, "notification could not be built; not sent"),
+        }
+    }
+
+    /// netconf-config-change for a change of running by session `by`
+    /// (`None`: the server, e.g. a confirmed-commit rollback), its edits
+    /// computed by libyang's diff of the old and new running.
+    pub fn publish_commit(&self, by: Option<u32>, commit: &Commit) {
+        let who = by.map(|id| self.session_parms(id));
+        let changes = changes_of(commit);
+        self.publish(events::config_change(who.as_ref(), "running", &changes));
+    }
+
+    /// netconf-config-change for an edit of running by session `by`, with
+    /// the edits as requested (the operation the client asked for).
+    pub fn publish_edit(&self, by: u32, changes: &[(String, &'static str)]) {
+        let who = self.session_parms(by);
+        self.publish(events::config_change(Some(&who), "running", changes));
+    }
+
+    /// netconf-confirmed-commit (RFC 6470 §2.1.5). `event`: start, cancel,
+    /// timeout, extend, complete; `by`: the session (none for timeout);
+    /// `timeout`: seconds, for start and extend.
+    pub fn publish_confirmed(&self, by: Option<u32>, event: &str, timeout: Option<u32>) {
+        let who = by.map(|id| self.session_parms(id));
+        self.publish(events::confirmed_commit(who.as_ref(), event, timeout));
+    }
+
+    /// Turns the domain's events into notifications: `app-state-changed` on
+    /// stream NETCONF, `app-log` on stream `app-log`. Spawns a task on the
+    /// current runtime that runs until the sender is gone.
+    pub fn forward_app_events(
+        self: &Arc<Self>,
+        mut rx: broadcast::Receiver<AppEvent>,
+    ) -> tokio::task::JoinHandle<()> {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(AppEvent::StateChanged {
+                        app,
+                        status,
+                        previous,
+                        reason,
+                    }) => agent.publish(events::app_state_changed(
+                        &app,
+                        status.as_str(),
+                        previous.as_str(),
+                        &reason,
+                    )),
+                    Ok(AppEvent::Log { app, line }) => agent.publish(events::app_log(&app, &line)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(lost = n, "app events lost before becoming notifications");
+                        agent.bus.note_dropped(n);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+}
+
+/// The edits between two running trees as (data path, operation), for
+/// netconf-config-change. Only the topmost node of a created or deleted
+/// subtree is listed (libyang marks only it).
+pub fn changes_of(commit: &Commit) -> Vec<(String, &'static str)> {
+    let diff = match commit.old.diff(&commit.new, DataDiffFlags::empty()) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = ?e.msg, "diff of running failed; config-change lists no edits");
+            return Vec::new();
+        }
+    };
+    diff.iter()
+        .map(|(op, node)| {
+            let op = match op {
+                DataDiffOp::Create => "create",
+                DataDiffOp::Delete => "delete",
+                DataDiffOp::Replace => "replace",
+            };
+            (node.path(), op)
+        })
+        .collect()
 }
 
 /// A registered session; dropping it ends the registration.
@@ -353,6 +488,8 @@ pub struct SessionGuard {
     pub id: u32,
     pub kill: Arc<Notify>,
     pub stats: Arc<SessionStats>,
+    /// Set by [`Agent::kill_by`]: the killer's session id, 0 if none.
+    pub killed_by: Arc<AtomicU32>,
 }
 
 impl Drop for SessionGuard {
