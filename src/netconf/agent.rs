@@ -463,7 +463,11 @@ impl Agent {
 /// netconf-config-change. Only the topmost node of a created or deleted
 /// subtree is listed (libyang marks only it).
 pub fn changes_of(commit: &Commit) -> Vec<(String, &'static str)> {
-    let diff = match commit.old.diff(&commit.new, DataDiffFlags::empty()) {
+    // DEFAULTS: the edit engine can leave the default flag on a
+    // non-presence container that holds explicit nodes, and libyang would
+    // then report the whole container as created. Nodes whose value merely
+    // became explicit (or default) show up as replaced, which they were.
+    let diff = match commit.old.diff(&commit.new, DataDiffFlags::DEFAULTS) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = ?e.msg, "diff of running failed; config-change lists no edits");
@@ -496,5 +500,59 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.agent.sessions().remove(&self.id);
         self.agent.core().release_all(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::EditOptions;
+
+    fn edit(ds: &mut Datastores, target: DsName, body: &str) -> Option<Commit> {
+        let xml = format!(
+            "<config xmlns=\"{}\"><app-hosting xmlns=\"{}\">{body}</app-hosting></config>",
+            crate::schema::NC_NS,
+            crate::schema::AH_NS
+        );
+        let doc = roxmltree::Document::parse(&xml).expect("test XML");
+        let out = ds.edit(target, doc.root_element(), &EditOptions::default());
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        out.commit
+    }
+
+    #[test]
+    fn changes_of_a_commit() {
+        let mut ds = Datastores::new_empty();
+        edit(&mut ds, DsName::Running, "<cpu>30</cpu>").expect("running changed");
+        edit(&mut ds, DsName::Candidate, "<cpu>40</cpu><app><name>web</name></app>");
+        let c = ds.commit().expect("commit").expect("running changed");
+        let changes = changes_of(&c);
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/cpu".into(), "replace")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/app[name='web']".into(), "create")),
+            "{changes:?}"
+        );
+        // Only those two: the defaults inside the new app are part of its
+        // creation, and nothing else changed.
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        // Back to the empty configuration: the app is deleted, cpu back to
+        // its default.
+        let empty = crate::datastore::empty_config();
+        let c = ds
+            .copy_config(DsName::Running, crate::datastore::ConfigSource::Inline(&empty))
+            .expect("copy-config")
+            .expect("running changed");
+        let changes = changes_of(&c);
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/app[name='web']".into(), "delete")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/cpu".into(), "replace")),
+            "{changes:?}"
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! whose channel nobody reads), and a subscriber that stops reading only
 //! fills its own bounded output and loses notifications, counted.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,11 +24,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{ErrorTag, RpcError};
-use crate::netconf::agent::{Agent, SessionGuard, SessionStats};
+use crate::netconf::agent::{Agent, SessionGuard, SessionStats, NOTIF_QUEUE};
 use crate::netconf::framing::{self, Decoder, FrameError, Framing};
 use crate::netconf::hello;
 use crate::netconf::reply::{self, ReplyAttrs};
-use crate::netconf::rpc::create_subscription::Subscription;
+use crate::netconf::rpc::create_subscription::{Selected, Subscription};
 use crate::netconf::rpc::{self, Handled, RpcCtx};
 use crate::notify::{control_notification, events, Event, SessionParms};
 
@@ -174,10 +175,17 @@ impl Outbox {
 struct Active {
     sub: Subscription,
     /// Replayed events still to send, oldest first.
-    replay: std::collections::VecDeque<Arc<Event>>,
+    replay: VecDeque<Arc<Event>>,
     replay_complete_sent: bool,
+    /// Live events selected for this subscriber and not yet written; at
+    /// most [`NOTIF_QUEUE`], the oldest give way.
+    queue: VecDeque<(Arc<Event>, Selected)>,
     /// When stopTime comes, on the runtime's clock.
     stop_at: Option<Instant>,
+    /// stopTime has come: send what is queued, then notificationComplete.
+    stopped: bool,
+    /// Dropping since the last notification went out (logged once).
+    dropping: bool,
     stats: Arc<SessionStats>,
 }
 
@@ -193,12 +201,15 @@ impl Active {
             sub,
             replay,
             replay_complete_sent: false,
+            queue: VecDeque::new(),
             stop_at,
+            stopped: false,
+            dropping: false,
             stats,
         }
     }
 
-    /// Replay is over (or there was none): live events and stopTime apply.
+    /// Replay is over (or there was none): stopTime applies.
     fn live(&self) -> bool {
         self.replay.is_empty() && (self.sub.start.is_none() || self.replay_complete_sent)
     }
@@ -312,17 +323,17 @@ impl Session {
                 Some(deadline)
             };
             let reading = closing.is_none() && decoder.buffered() < in_high;
-            let take_live = out.pending() < OUT_HIGH && active.as_ref().is_some_and(Active::live);
+            let receiving = active.as_ref().is_some_and(|a| !a.stopped);
             let stop_at = active
                 .as_ref()
-                .filter(|a| a.live())
+                .filter(|a| a.live() && !a.stopped)
                 .and_then(|a| a.stop_at);
             let pending = out.pending();
             let wake = tokio::select! {
                 r = rd.read(&mut buf), if reading => Wake::Read(r),
                 r = write_some(&mut wr, &out.buf[out.pos..]), if pending > 0 => Wake::Wrote(r),
                 r = join_opt(&mut in_flight) => Wake::RpcDone(r),
-                r = recv_opt(&mut active), if take_live => Wake::Notification(r),
+                r = recv_opt(&mut active), if receiving => Wake::Notification(r),
                 _ = sleep_opt(stop_at) => Wake::StopTime,
                 _ = guard.kill.notified() => Wake::Killed,
                 _ = shutdown.recv() => Wake::Shutdown,
@@ -366,17 +377,15 @@ impl Session {
                     deadline = idle_deadline(limits.idle_timeout);
                 }
                 Wake::Notification(Ok(ev)) => {
-                    if let Some(a) = active.as_ref() {
-                        self.send_event(a, &ev, &mut out);
+                    if let Some(a) = active.as_mut() {
+                        self.enqueue(a, ev);
                     }
                 }
                 Wake::Notification(Err(broadcast::error::RecvError::Lagged(n))) => {
-                    tracing::warn!(
-                        lost = n,
-                        "subscriber too slow; oldest notifications dropped"
-                    );
-                    stats.dropped_notifications.fetch_add(n, Ordering::Relaxed);
-                    self.agent.bus.note_dropped(n);
+                    // The session task itself fell behind the bus.
+                    if let Some(a) = active.as_mut() {
+                        self.note_dropped(a, n);
+                    }
                 }
                 Wake::Notification(Err(broadcast::error::RecvError::Closed)) => {
                     // The agent owns the sender; only at teardown.
@@ -384,15 +393,13 @@ impl Session {
                 }
                 Wake::StopTime => {
                     if let Some(a) = active.as_mut() {
-                        // Deliver what was published up to stopTime first.
+                        // What was published up to stopTime is delivered
+                        // first (later events are not selected).
                         while let Ok(ev) = a.sub.rx.try_recv() {
-                            self.send_event(a, &ev, &mut out);
+                            self.enqueue(a, ev);
                         }
+                        a.stopped = true;
                     }
-                    out.push(&control_notification("notificationComplete"));
-                    self.count_sent();
-                    tracing::info!("subscription reached its stopTime");
-                    active = None;
                 }
                 Wake::Killed => return EndReason::Killed,
                 Wake::Shutdown => return EndReason::Shutdown,
@@ -426,25 +433,64 @@ impl Session {
         })
     }
 
-    /// Moves replayed events into the output while there is room, then
-    /// `replayComplete`, and `notificationComplete` if stopTime has passed.
-    /// Returns false when the subscription is over.
+    /// Takes a live event for this subscriber, if it selects it. A full
+    /// queue loses its oldest event: the peer is not reading, and the
+    /// agent must not hold more for it.
+    fn enqueue(&self, a: &mut Active, ev: Arc<Event>) {
+        if !self.may_receive(&ev) {
+            return;
+        }
+        let Some(sel) = a.sub.select(&ev) else {
+            return;
+        };
+        if a.queue.len() >= NOTIF_QUEUE {
+            a.queue.pop_front();
+            self.note_dropped(a, 1);
+        }
+        a.queue.push_back((ev, sel));
+    }
+
+    fn note_dropped(&self, a: &mut Active, n: u64) {
+        if !a.dropping {
+            tracing::warn!("subscriber not keeping up; dropping its oldest notifications");
+            a.dropping = true;
+        }
+        self.stats
+            .dropped_notifications
+            .fetch_add(n, Ordering::Relaxed);
+        self.agent.bus.note_dropped(n);
+    }
+
+    /// Moves notifications into the output while there is room: replayed
+    /// events, `replayComplete`, queued live events, and after stopTime
+    /// `notificationComplete`. Returns false when the subscription is over.
     fn pump(&self, a: &mut Active, out: &mut Outbox) -> bool {
-        while out.pending() < OUT_HIGH {
-            let Some(ev) = a.replay.pop_front() else {
-                break;
-            };
-            self.send_event(a, &ev, out);
+        loop {
+            if out.pending() >= OUT_HIGH {
+                return true;
+            }
+            if let Some(ev) = a.replay.pop_front() {
+                if self.may_receive(&ev) {
+                    if let Some(sel) = a.sub.select(&ev) {
+                        self.write_event(&ev, &sel, out);
+                    }
+                }
+                continue;
+            }
+            if a.sub.start.is_some() && !a.replay_complete_sent {
+                out.push(&control_notification("replayComplete"));
+                self.count_sent();
+                a.replay_complete_sent = true;
+                continue;
+            }
+            if let Some((ev, sel)) = a.queue.pop_front() {
+                self.write_event(&ev, &sel, out);
+                a.dropping = false;
+                continue;
+            }
+            break;
         }
-        if !a.replay.is_empty() {
-            return true;
-        }
-        if a.sub.start.is_some() && !a.replay_complete_sent {
-            out.push(&control_notification("replayComplete"));
-            self.count_sent();
-            a.replay_complete_sent = true;
-        }
-        if a.sub.stop.is_some_and(|s| s <= chrono::Utc::now()) {
+        if a.stopped {
             out.push(&control_notification("notificationComplete"));
             self.count_sent();
             tracing::info!("subscription reached its stopTime");
@@ -453,14 +499,12 @@ impl Session {
         true
     }
 
-    fn send_event(&self, a: &Active, ev: &Event, out: &mut Outbox) {
-        if !self.may_receive(ev) {
-            return;
+    fn write_event(&self, ev: &Event, sel: &Selected, out: &mut Outbox) {
+        match sel {
+            Selected::Whole => out.push(&ev.to_xml()),
+            Selected::Part(t) => out.push(&ev.to_xml_with(t)),
         }
-        if let Some(content) = a.sub.select(ev) {
-            out.push(&ev.to_xml_with(&content));
-            self.count_sent();
-        }
+        self.count_sent();
     }
 
     /// NACM for notifications (RFC 8341 §3.4.6): whether this session's

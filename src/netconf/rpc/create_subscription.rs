@@ -88,26 +88,33 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
+/// What a subscription takes of an event.
+pub enum Selected {
+    /// The whole event (no filter, or a filter that selects all of it).
+    Whole,
+    /// The part of the event tree the filter selected.
+    Part(yang2::data::DataTree<'static>),
+}
+
 impl Subscription {
-    /// Whether `ev` goes to this subscriber: its stream, not past stopTime,
-    /// and selected by the filter. Returns the content to send (the event
-    /// tree as the filter selected it), or `None`.
-    pub fn select(&self, ev: &Event) -> Option<yang2::data::DataTree<'static>> {
+    /// Whether `ev` goes to this subscriber (its stream, not past stopTime,
+    /// selected by the filter), and what of it.
+    pub fn select(&self, ev: &Event) -> Option<Selected> {
         if ev.stream != self.stream || self.stop.is_some_and(|s| ev.time > s) {
             return None;
         }
-        match &self.filter {
-            None => ev.tree.duplicate().ok(),
-            Some(f) => match filter::apply(&ev.tree, Some(f)) {
-                Ok(t) if t.reference().is_some() => Some(t),
-                Ok(_) => None,
-                Err(e) => {
-                    // Checked at subscription time; an event that still
-                    // trips it is skipped, not fatal to the subscription.
-                    tracing::warn!(error = %e, event = %ev.name, "notification filter failed");
-                    None
-                }
-            },
+        let Some(f) = &self.filter else {
+            return Some(Selected::Whole);
+        };
+        match filter::apply(&ev.tree, Some(f)) {
+            Ok(t) if t.reference().is_some() => Some(Selected::Part(t)),
+            Ok(_) => None,
+            Err(e) => {
+                // Checked at subscription time; an event that still trips
+                // it is skipped, not fatal to the subscription.
+                tracing::warn!(error = %e, event = %ev.name, "notification filter failed");
+                None
+            }
         }
     }
 }
