@@ -134,6 +134,8 @@ pub struct RuntimeConfig {
     pub binary: Option<PathBuf>,
     /// Runtime state directory (`--root`); absolute.
     pub root: Option<PathBuf>,
+    /// Name of the one parent cgroup of all apps (default "apphost").
+    pub cgroup: Option<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -191,6 +193,16 @@ impl Config {
         }
         if self.netconf.max_message_size < 1024 {
             return Err("netconf.max-message-size: must be at least 1024".into());
+        }
+        if let Some(rt) = &self.runtime {
+            for (key, p) in [("runtime.binary", &rt.binary), ("runtime.root", &rt.root)] {
+                if p.as_ref().is_some_and(|p| !p.is_absolute()) {
+                    return Err(format!("{key}: must be an absolute path"));
+                }
+            }
+            if let Some(c) = &rt.cgroup {
+                crate::os::validate_name(c).map_err(|e| format!("runtime.cgroup: {e}"))?;
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for u in &self.users {

@@ -6,6 +6,7 @@
 
 pub mod apphost;
 pub mod config;
+pub mod daemon;
 pub mod datastore;
 pub mod error;
 pub mod image;

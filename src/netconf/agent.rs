@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, Notify};
 use yang2::data::{DataDiffFlags, DataDiffOp, DataTree};
 
 use crate::apphost::AppEvent;
+use crate::datastore::confirmed::{self, ConfirmedCommit, Rollback};
 use crate::datastore::{Commit, Datastores, DsName};
 use crate::error::{ErrorTag, RpcError};
 use crate::netconf::rpc::YangRpcs;
@@ -93,10 +94,14 @@ impl Locks {
     }
 }
 
-/// The datastores and their locks, behind one mutex.
+/// The datastores, their locks and the pending confirmed commit, behind
+/// one mutex.
 pub struct Core {
     pub ds: Datastores,
     pub locks: Locks,
+    /// Confirmed commit (RFC 6241 §8.4); in memory unless the daemon
+    /// installs the recovered, persisted one.
+    pub confirmed: ConfirmedCommit,
 }
 
 impl Core {
@@ -247,15 +252,21 @@ pub struct Agent {
     state: OnceLock<Arc<dyn StateProvider>>,
     /// Event notifications (RFC 5277) for every session's subscription.
     pub bus: Bus,
+    /// Wakes the confirmed-commit timer when the deadline may have moved.
+    confirmed_changed: Arc<Notify>,
 }
 
 impl Agent {
+    /// The shared state. Inside a tokio runtime this also starts the
+    /// confirmed-commit timer.
     pub fn new(ds: Datastores, reconciler: Arc<dyn Reconciler>, limits: Limits) -> Arc<Agent> {
-        Arc::new(Agent {
+        let agent = Arc::new(Agent {
             core: Mutex::new(Core {
                 ds,
                 locks: Locks::default(),
+                confirmed: ConfirmedCommit::in_memory(),
             }),
+            confirmed_changed: Arc::new(Notify::new()),
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             reconciler,
@@ -265,7 +276,11 @@ impl Agent {
             yang_rpcs: OnceLock::new(),
             state: OnceLock::new(),
             bus: Bus::new(NOTIF_REPLAY, NOTIF_QUEUE),
-        })
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            agent.start_confirmed_timer();
+        }
+        agent
     }
 
     /// Installs the handler of non-NETCONF RPCs (once, at start-up).
@@ -385,6 +400,95 @@ impl Agent {
         self.reconciler.apply(commit);
     }
 
+    /// A confirmed-commit step happened (start, extend, complete, cancel,
+    /// timeout): the timer re-reads the deadline, and the event is reported.
+    pub fn confirmed_event(&self, ev: confirmed::Event) {
+        tracing::info!(
+            event = ev.kind.as_str(),
+            session = ?ev.session,
+            timeout = ?ev.timeout,
+            "confirmed commit"
+        );
+        self.confirmed_changed.notify_one();
+        self.publish_confirmed(ev.session, ev.kind.as_str(), ev.timeout);
+    }
+
+    /// A rollback of a pending confirmed commit: running went back, so the
+    /// reconciler follows and the event is reported.
+    pub fn rolled_back(&self, rb: Rollback) {
+        tracing::warn!(
+            event = rb.event.kind.as_str(),
+            "confirmed commit rolled back to the previous configuration"
+        );
+        // The server changed running (RFC 6470: changed-by server).
+        self.publish_commit(None, &rb.commit);
+        self.reconcile(&rb.commit);
+        self.confirmed_event(rb.event);
+    }
+
+    /// Rolls back a pending confirmed commit when its deadline passes
+    /// (RFC 6241 §8.4.1). Holds the agent weakly: ends when it is gone.
+    async fn confirmed_timer(agent: std::sync::Weak<Agent>, changed: Arc<Notify>) {
+        // Re-checked at least this often, so a dropped agent ends the task.
+        const MAX_WAIT: Duration = Duration::from_secs(30);
+        loop {
+            let Some(me) = agent.upgrade() else { return };
+            let deadline = me.core().confirmed.deadline();
+            drop(me);
+            let wait = deadline
+                .map(|d| {
+                    d.duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                })
+                .unwrap_or(MAX_WAIT)
+                .min(MAX_WAIT);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = changed.notified() => continue,
+            }
+            let Some(me) = agent.upgrade() else { return };
+            let result = {
+                let mut core = me.core();
+                let Core { ds, confirmed, .. } = &mut *core;
+                confirmed.expire(ds, std::time::SystemTime::now())
+            };
+            match result {
+                Ok(Some(rb)) => me.rolled_back(rb),
+                Ok(None) => {}
+                Err(errs) => {
+                    tracing::error!(errors = ?errs, "confirmed-commit rollback failed; retrying")
+                }
+            }
+        }
+    }
+
+    /// Starts the confirmed-commit timer (needs a tokio runtime).
+    fn start_confirmed_timer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let changed = self.confirmed_changed.clone();
+        tokio::spawn(Self::confirmed_timer(weak, changed));
+    }
+
+    /// A session ended: its locks go, and so does a confirmed commit it
+    /// owns without `<persist>` (RFC 6241 §8.4.1).
+    fn session_ended(&self, session: u32) {
+        let rolled = {
+            let mut core = self.core();
+            core.release_all(session);
+            let Core { ds, confirmed, .. } = &mut *core;
+            confirmed.session_ended(ds, session)
+        };
+        match rolled {
+            Ok(Some(rb)) => self.rolled_back(rb),
+            Ok(None) => {}
+            Err(errs) => tracing::error!(
+                session,
+                errors = ?errs,
+                "rolling back the confirmed commit of an ended session failed; the timer retries"
+            ),
+        }
+    }
+
     // ===== notifications =====
 
     /// Publishes an event to every subscription. Never blocks (the bus
@@ -499,7 +603,7 @@ pub struct SessionGuard {
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.agent.sessions().remove(&self.id);
-        self.agent.core().release_all(self.id);
+        self.agent.session_ended(self.id);
     }
 }
 

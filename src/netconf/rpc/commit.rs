@@ -1,23 +1,29 @@
-//! commit (RFC 6241 §8.3.4.1). Confirmed commit is not offered.
+//! commit (RFC 6241 §8.3.4.1) with confirmed commit (§8.4,
+//! `:confirmed-commit:1.1`): `<confirmed/>`, `<confirm-timeout>`,
+//! `<persist>`, `<persist-id>`. The state machine is
+//! `datastore::confirmed`; this file parses and wires it.
+
+use std::time::Duration;
 
 use roxmltree::Node;
 
-use super::{nc_child, Response, RpcCtx};
+use super::{bad, nc_child, Response, RpcCtx};
+use crate::datastore::confirmed::{CommitParams, DEFAULT_TIMEOUT};
 use crate::datastore::DsName;
-use crate::error::{ErrorTag, RpcError};
+use crate::error::RpcError;
+use crate::netconf::agent::Core;
 
 pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
-    for p in ["confirmed", "confirm-timeout", "persist", "persist-id"] {
-        if nc_child(op, p).is_some() {
-            return RpcError::protocol(
-                ErrorTag::OperationNotSupported,
-                "confirmed commit is not supported",
-            )
-            .with_info("bad-element", p)
-            .into();
-        }
-    }
-    let span = tracing::info_span!("commit", session = ctx.session_id, op = "commit");
+    let params = match parse(op) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    let span = tracing::info_span!(
+        "commit",
+        session = ctx.session_id,
+        op = "commit",
+        confirmed = params.confirmed
+    );
     let _g = span.enter();
     let result = {
         let mut core = ctx.agent.core();
@@ -27,18 +33,58 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
                 return e.into();
             }
         }
-        core.ds
-            .commit()
-            .and_then(|c| super::vet_running(ctx, &mut core, c, true))
+        // The reconciler's side-effect free checks (ports that exist, ...)
+        // run on the would-be running before anything changes.
+        if let Err(errs) = ctx.agent.check(core.ds.tree(DsName::Candidate)) {
+            return Response::Errors(errs);
+        }
+        let Core { ds, confirmed, .. } = &mut *core;
+        confirmed.commit(ds, ctx.session_id, &params)
     };
     match result {
-        Ok(commit) => {
-            if commit.is_some() {
+        Ok(outcome) => {
+            if outcome.commit.is_some() {
                 tracing::info!("running changed");
             }
-            ctx.after_commit(commit);
+            ctx.after_commit(outcome.commit);
+            if let Some(ev) = outcome.event {
+                ctx.agent.confirmed_event(ev);
+            }
             Response::Ok
         }
         Err(errs) => Response::Errors(errs),
     }
+}
+
+fn parse(op: Node<'_, '_>) -> Result<CommitParams, RpcError> {
+    let text = |name| nc_child(op, name).map(|n| n.text().unwrap_or("").trim().to_string());
+    let confirmed = nc_child(op, "confirmed").is_some();
+    let timeout = match text("confirm-timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(_) if !confirmed => {
+            return Err(bad(
+                "confirm-timeout",
+                "confirm-timeout is only allowed with <confirmed/>",
+            ))
+        }
+        Some(v) => match v.parse::<u32>() {
+            Ok(s) if s > 0 => Duration::from_secs(u64::from(s)),
+            _ => {
+                return Err(bad(
+                    "confirm-timeout",
+                    format!("confirm-timeout must be 1..4294967295 seconds, not {v:?}"),
+                ))
+            }
+        },
+    };
+    let persist = text("persist");
+    if persist.is_some() && !confirmed {
+        return Err(bad("persist", "persist is only allowed with <confirmed/>"));
+    }
+    Ok(CommitParams {
+        confirmed,
+        timeout,
+        persist,
+        persist_id: text("persist-id"),
+    })
 }

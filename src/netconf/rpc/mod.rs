@@ -2,6 +2,7 @@
 //! and the shared parsing helpers of the base operations.
 
 pub mod app;
+pub mod cancel_commit;
 pub mod close_session;
 pub mod commit;
 pub mod copy_config;
@@ -219,6 +220,7 @@ fn dispatch(ctx: &RpcCtx<'_>, rpc: Node<'_, '_>) -> Response {
         (NC_NS, "kill-session") => kill_session::handle(ctx, op),
         (NC_NS, "validate") => validate::handle(ctx, op),
         (NC_NS, "commit") => commit::handle(ctx, op),
+        (NC_NS, "cancel-commit") => cancel_commit::handle(ctx, op),
         (NC_NS, "discard-changes") => discard_changes::handle(ctx, op),
         (NMDA_NS, "get-data") => get_data::handle(ctx, op),
         (NMDA_NS, "edit-data") => edit_data::handle(ctx, op),
