@@ -357,25 +357,55 @@ async fn config_change_for_every_change_of_running() {
     let ev = s.next().await;
     assert_eq!(field(&ev, "operation").as_deref(), Some("merge"), "{ev}");
 
-    // The API the confirmed-commit code calls.
-    a.agent.publish_confirmed(Some(b.session_id), "start", Some(600));
-    a.agent.publish_confirmed(None, "timeout", None);
     b.disconnect().await;
-    let mut all = Sub::new(a.connect().await);
-    let t0 = chrono::Utc::now() - chrono::Duration::seconds(60);
-    assert!(is_ok(
-        &all.subscribe(&format!(
-            "<startTime>{}</startTime><filter type=\"subtree\"><netconf-confirmed-commit xmlns=\"{NCN}\"/></filter>",
-            ts(t0)
-        ))
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_commit_events() {
+    let a = TestAgent::start().await;
+    let mut s = Sub::new(a.connect().await);
+    assert!(is_ok(&s.subscribe("").await));
+    let mut b = a.connect().await;
+    let me = b.session_id.to_string();
+
+    // start, then complete by a confirming commit.
+    assert!(is_ok(&b.rpc(&cpu_edit("candidate", 41)).await.unwrap()));
+    let r = b
+        .rpc("<commit><confirmed/><confirm-timeout>60</confirm-timeout></commit>")
         .await
-    ));
-    let ev = all.next().await;
-    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("start"));
-    assert_eq!(field(&ev, "timeout").as_deref(), Some("600"));
-    let ev = all.next().await;
-    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("timeout"));
-    assert_eq!(field(&ev, "session-id"), None, "the server did it");
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let ev = s.next_named("netconf-confirmed-commit").await;
+    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("start"), "{ev}");
+    assert_eq!(field(&ev, "timeout").as_deref(), Some("60"), "{ev}");
+    assert_eq!(field(&ev, "session-id"), Some(me.clone()));
+    assert!(is_ok(&b.rpc("<commit/>").await.unwrap()));
+    let ev = s.next_named("netconf-confirmed-commit").await;
+    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("complete"), "{ev}");
+
+    // start, then the timeout: the server rolls running back.
+    assert!(is_ok(&b.rpc(&cpu_edit("candidate", 42)).await.unwrap()));
+    let r = b
+        .rpc("<commit><confirmed/><confirm-timeout>1</confirm-timeout></commit>")
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    let ev = s.next_named("netconf-config-change").await;
+    assert_eq!(field(&ev, "session-id"), Some(me.clone()), "the commit: {ev}");
+    let ev = s.next_named("netconf-confirmed-commit").await;
+    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("start"), "{ev}");
+    let ev = s.next_named("netconf-config-change").await;
+    assert!(ev.contains("<server/>"), "the rollback is the server's: {ev}");
+    assert!(ev.contains("ah:cpu"), "{ev}");
+    let ev = s.next_named("netconf-confirmed-commit").await;
+    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("timeout"), "{ev}");
+    assert_eq!(field(&ev, "session-id"), None, "the server did it: {ev}");
+    let r = b
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await
+        .unwrap();
+    assert!(r.contains("<cpu>41</cpu>"), "rolled back: {r}");
     a.stop().await;
 }
 
