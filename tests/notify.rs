@@ -183,7 +183,10 @@ async fn session_start_and_end_events() {
     let r = s.subscribe("").await;
     assert!(is_ok(&r), "{r}");
     assert_eq!(
-        a.agent.session_list()[0].stats.subscriptions.load(Ordering::Relaxed),
+        a.agent.session_list()[0]
+            .stats
+            .subscriptions
+            .load(Ordering::Relaxed),
         1
     );
 
@@ -261,7 +264,9 @@ async fn idle_timeout_is_reported_and_spares_subscribers() {
     );
     // The subscriber, idle as long, is still served.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = s.rpc("<get-config><source><running/></source></get-config>").await;
+    let r = s
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await;
     assert!(r.contains("<data"), "{r}");
     a.stop().await;
 }
@@ -270,9 +275,12 @@ async fn idle_timeout_is_reported_and_spares_subscribers() {
 async fn config_change_for_every_change_of_running() {
     let a = TestAgent::start().await;
     let mut s = Sub::new(a.connect().await);
-    assert!(is_ok(&s.subscribe(&format!(
-        "<filter type=\"subtree\"><netconf-config-change xmlns=\"{NCN}\"/></filter>"
-    )).await));
+    assert!(is_ok(
+        &s.subscribe(&format!(
+            "<filter type=\"subtree\"><netconf-config-change xmlns=\"{NCN}\"/></filter>"
+        ))
+        .await
+    ));
     let mut b = a.connect().await;
 
     // edit-config on running: the edit as requested.
@@ -377,12 +385,20 @@ async fn confirmed_commit_events() {
         .unwrap();
     assert!(is_ok(&r), "{r}");
     let ev = s.next_named("netconf-confirmed-commit").await;
-    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("start"), "{ev}");
+    assert_eq!(
+        field(&ev, "confirm-event").as_deref(),
+        Some("start"),
+        "{ev}"
+    );
     assert_eq!(field(&ev, "timeout").as_deref(), Some("60"), "{ev}");
     assert_eq!(field(&ev, "session-id"), Some(me.clone()));
     assert!(is_ok(&b.rpc("<commit/>").await.unwrap()));
     let ev = s.next_named("netconf-confirmed-commit").await;
-    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("complete"), "{ev}");
+    assert_eq!(
+        field(&ev, "confirm-event").as_deref(),
+        Some("complete"),
+        "{ev}"
+    );
 
     // start, then the timeout: the server rolls running back.
     assert!(is_ok(&b.rpc(&cpu_edit("candidate", 42)).await.unwrap()));
@@ -392,14 +408,29 @@ async fn confirmed_commit_events() {
         .unwrap();
     assert!(is_ok(&r), "{r}");
     let ev = s.next_named("netconf-config-change").await;
-    assert_eq!(field(&ev, "session-id"), Some(me.clone()), "the commit: {ev}");
+    assert_eq!(
+        field(&ev, "session-id"),
+        Some(me.clone()),
+        "the commit: {ev}"
+    );
     let ev = s.next_named("netconf-confirmed-commit").await;
-    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("start"), "{ev}");
+    assert_eq!(
+        field(&ev, "confirm-event").as_deref(),
+        Some("start"),
+        "{ev}"
+    );
     let ev = s.next_named("netconf-config-change").await;
-    assert!(ev.contains("<server/>"), "the rollback is the server's: {ev}");
+    assert!(
+        ev.contains("<server/>"),
+        "the rollback is the server's: {ev}"
+    );
     assert!(ev.contains("ah:cpu"), "{ev}");
     let ev = s.next_named("netconf-confirmed-commit").await;
-    assert_eq!(field(&ev, "confirm-event").as_deref(), Some("timeout"), "{ev}");
+    assert_eq!(
+        field(&ev, "confirm-event").as_deref(),
+        Some("timeout"),
+        "{ev}"
+    );
     assert_eq!(field(&ev, "session-id"), None, "the server did it: {ev}");
     let r = b
         .rpc("<get-config><source><running/></source></get-config>")
@@ -458,7 +489,8 @@ async fn replay_then_replay_complete_then_live() {
     for cpu in [11, 12, 13] {
         assert!(is_ok(&b.rpc(&cpu_edit("running", cpu)).await.unwrap()));
     }
-    let filter = format!("<filter type=\"subtree\"><netconf-config-change xmlns=\"{NCN}\"/></filter>");
+    let filter =
+        format!("<filter type=\"subtree\"><netconf-config-change xmlns=\"{NCN}\"/></filter>");
 
     // Without startTime: no replay, no replayComplete; the first event is
     // the next live one.
@@ -506,7 +538,8 @@ async fn stop_time_ends_the_subscription() {
     assert!(is_ok(&b.rpc(&cpu_edit("running", 21)).await.unwrap()));
     let t1 = chrono::Utc::now();
     assert!(is_ok(&b.rpc(&cpu_edit("running", 22)).await.unwrap()));
-    let filter = format!("<filter type=\"subtree\"><netconf-config-change xmlns=\"{NCN}\"/></filter>");
+    let filter =
+        format!("<filter type=\"subtree\"><netconf-config-change xmlns=\"{NCN}\"/></filter>");
 
     // Both times in the past: what lies between, then both completions.
     let mut s = Sub::new(a.connect().await);
@@ -520,7 +553,10 @@ async fn stop_time_ends_the_subscription() {
     assert!(is_ok(&r), "{r}");
     let ev = s.next().await;
     assert_eq!(event_name(&ev), "netconf-config-change");
-    assert!(ev.contains("<operation>create</operation>"), "the first edit only: {ev}");
+    assert!(
+        ev.contains("<operation>create</operation>"),
+        "the first edit only: {ev}"
+    );
     assert_eq!(event_name(&s.next().await), "replayComplete");
     assert_eq!(event_name(&s.next().await), "notificationComplete");
     // The subscription is over: a new one is allowed on the same session.
@@ -557,7 +593,9 @@ async fn stop_time_ends_the_subscription() {
     );
     // Events after stopTime do not arrive; the session still answers.
     assert!(is_ok(&b.rpc(&cpu_edit("running", 24)).await.unwrap()));
-    let r = f.rpc("<get-config><source><running/></source></get-config>").await;
+    let r = f
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await;
     assert!(r.contains("<cpu>24</cpu>"), "{r}");
     assert!(f.queued.is_empty(), "{:?}", f.queued);
     a.stop().await;
@@ -634,7 +672,9 @@ async fn subtree_and_xpath_filters() {
     };
     assert_eq!(got, ["db", "web"]);
     // Nothing else is waiting for them: the next reply comes first.
-    let r = xp.rpc("<get-config><source><running/></source></get-config>").await;
+    let r = xp
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await;
     assert!(r.contains("<data"), "{r}");
     assert!(xp.queued.is_empty(), "{:?}", xp.queued);
     drop(other);
@@ -647,7 +687,11 @@ async fn subscription_errors() {
     let mut s = Sub::new(a.connect().await);
     let now = chrono::Utc::now();
     let cases = [
-        ("<stream>nope</stream>".to_string(), "invalid-value", "stream"),
+        (
+            "<stream>nope</stream>".to_string(),
+            "invalid-value",
+            "stream",
+        ),
         (
             format!("<stopTime>{}</stopTime>", ts(now)),
             "missing-element",
@@ -799,7 +843,10 @@ async fn subscriber_that_never_reads_does_not_delay_commits() {
     // The agent is responsive to a new session too.
     let mut c = a.connect().await;
     let t = Instant::now();
-    let r = c.rpc("<get-config><source><running/></source></get-config>").await.unwrap();
+    let r = c
+        .rpc("<get-config><source><running/></source></get-config>")
+        .await
+        .unwrap();
     assert!(r.contains("<data"), "{r}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     let entry = a

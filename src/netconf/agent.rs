@@ -628,7 +628,11 @@ mod tests {
     fn changes_of_a_commit() {
         let mut ds = Datastores::new_empty();
         edit(&mut ds, DsName::Running, "<cpu>30</cpu>").expect("running changed");
-        edit(&mut ds, DsName::Candidate, "<cpu>40</cpu><app><name>web</name></app>");
+        edit(
+            &mut ds,
+            DsName::Candidate,
+            "<cpu>40</cpu><app><name>web</name></app>",
+        );
         let c = ds.commit().expect("commit").expect("running changed");
         let changes = changes_of(&c);
         assert!(
@@ -646,7 +650,10 @@ mod tests {
         // its default.
         let empty = crate::datastore::empty_config();
         let c = ds
-            .copy_config(DsName::Running, crate::datastore::ConfigSource::Inline(&empty))
+            .copy_config(
+                DsName::Running,
+                crate::datastore::ConfigSource::Inline(&empty),
+            )
             .expect("copy-config")
             .expect("running changed");
         let changes = changes_of(&c);
