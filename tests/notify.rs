@@ -883,3 +883,46 @@ async fn subscriber_that_never_reads_does_not_delay_commits() {
     drop(stuck);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_domain_reports_app_state_changes_after_a_commit() {
+    use apphost::apphost::fake::Fake;
+    use apphost::apphost::{Apphost, ApphostConfig};
+    // The real reconciler on recording OS fakes, wired as the daemon does.
+    let tmp = tempfile::tempdir().unwrap();
+    let images = tmp.path().join("ext/app/images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("a.img"), b"image a").unwrap();
+    let mut media = std::collections::HashMap::new();
+    media.insert("external".to_string(), tmp.path().join("ext"));
+    let mut cfg = ApphostConfig::new(tmp.path().join("state"), media);
+    cfg.stop_grace = Duration::from_millis(200);
+    let fake = Fake::new();
+    let ah = Apphost::new(cfg, fake.os()).unwrap();
+    ah.set_label("a.img", "web").unwrap();
+    let a = TestAgent::start_with(Options {
+        reconciler: Arc::new(ah.clone()),
+        ..Default::default()
+    })
+    .await;
+    a.agent.forward_app_events(ah.subscribe());
+    let mut s = Sub::new(a.connect().await);
+    assert!(is_ok(&s.subscribe(&format!(
+        "<filter type=\"subtree\"><app-state-changed xmlns=\"{AH}\"><app>web</app></app-state-changed></filter>"
+    )).await));
+    let mut b = a.connect().await;
+    let r = b
+        .rpc(&format!("<edit-config><target><running/></target><config><app-hosting xmlns=\"{AH}\"><app><name>web</name><enable>true</enable><autostart>true</autostart><image>web</image></app></app-hosting></config></edit-config>"))
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    // The reconciler converges in its own thread; each step is reported.
+    let mut statuses = Vec::new();
+    while statuses.last().map(String::as_str) != Some("running") {
+        let ev = s.next().await;
+        assert_eq!(event_name(&ev), "app-state-changed", "{ev}");
+        statuses.push(field(&ev, "status").unwrap());
+    }
+    assert!(statuses.len() >= 2, "{statuses:?}");
+    a.stop().await;
+}
