@@ -437,6 +437,46 @@ async fn confirmed_commit_events() {
         .await
         .unwrap();
     assert!(r.contains("<cpu>41</cpu>"), "rolled back: {r}");
+
+    // cancel-commit: the rollback is the cancelling session's change.
+    assert!(is_ok(&b.rpc(&cpu_edit("candidate", 43)).await.unwrap()));
+    let r = b
+        .rpc("<commit><confirmed/><confirm-timeout>60</confirm-timeout></commit>")
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    s.next_named("netconf-confirmed-commit").await;
+    assert!(is_ok(&b.rpc("<cancel-commit/>").await.unwrap()));
+    let ev = s.next_named("netconf-config-change").await;
+    assert_eq!(field(&ev, "session-id"), Some(me.clone()), "{ev}");
+    let ev = s.next_named("netconf-confirmed-commit").await;
+    assert_eq!(
+        field(&ev, "confirm-event").as_deref(),
+        Some("cancel"),
+        "{ev}"
+    );
+    assert_eq!(field(&ev, "session-id"), Some(me.clone()), "{ev}");
+
+    // The owning session ends: rolled back in its name, user included,
+    // although it is gone from the session list.
+    let mut c = a.connect().await;
+    let gone = c.session_id.to_string();
+    assert!(is_ok(&c.rpc(&cpu_edit("candidate", 44)).await.unwrap()));
+    let r = c
+        .rpc("<commit><confirmed/><confirm-timeout>60</confirm-timeout></commit>")
+        .await
+        .unwrap();
+    assert!(is_ok(&r), "{r}");
+    s.next_named("netconf-confirmed-commit").await;
+    c.disconnect().await;
+    let ev = s.next_named("netconf-confirmed-commit").await;
+    assert_eq!(
+        field(&ev, "confirm-event").as_deref(),
+        Some("cancel"),
+        "{ev}"
+    );
+    assert_eq!(field(&ev, "session-id"), Some(gone.clone()), "{ev}");
+    assert_eq!(field(&ev, "username").as_deref(), Some("admin"), "{ev}");
     a.stop().await;
 }
 

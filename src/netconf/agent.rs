@@ -336,6 +336,11 @@ impl Agent {
             kill,
             stats,
             killed_by,
+            parms: SessionParms {
+                username: user.to_string(),
+                session_id: id,
+                source_host: peer.map(|p| p.ip().to_string()),
+            },
         }
     }
 
@@ -403,6 +408,13 @@ impl Agent {
     /// A confirmed-commit step happened (start, extend, complete, cancel,
     /// timeout): the timer re-reads the deadline, and the event is reported.
     pub fn confirmed_event(&self, ev: confirmed::Event) {
+        let who = ev.session.map(|id| self.session_parms(id));
+        self.confirmed_event_by(ev, who.as_ref());
+    }
+
+    /// [`Agent::confirmed_event`] with the causing session's parameters
+    /// given (the session may be gone from the registry already).
+    fn confirmed_event_by(&self, ev: confirmed::Event, who: Option<&SessionParms>) {
         tracing::info!(
             event = ev.kind.as_str(),
             session = ?ev.session,
@@ -410,20 +422,28 @@ impl Agent {
             "confirmed commit"
         );
         self.confirmed_changed.notify_one();
-        self.publish_confirmed(ev.session, ev.kind.as_str(), ev.timeout);
+        self.publish(events::confirmed_commit(who, ev.kind.as_str(), ev.timeout));
     }
 
     /// A rollback of a pending confirmed commit: running went back, so the
     /// reconciler follows and the event is reported.
     pub fn rolled_back(&self, rb: Rollback) {
+        let who = rb.event.session.map(|id| self.session_parms(id));
+        self.rolled_back_by(rb, who.as_ref());
+    }
+
+    /// A rollback caused by `who` (cancel-commit, the owning session
+    /// ending), or by the server (`None`: timeout, recovery at start), which
+    /// netconf-config-change reports as `changed-by server`.
+    fn rolled_back_by(&self, rb: Rollback, who: Option<&SessionParms>) {
         tracing::warn!(
             event = rb.event.kind.as_str(),
             "confirmed commit rolled back to the previous configuration"
         );
-        // The server changed running (RFC 6470: changed-by server).
-        self.publish_commit(None, &rb.commit);
+        let changes = changes_of(&rb.commit);
+        self.publish(events::config_change(who, "running", &changes));
         self.reconcile(&rb.commit);
-        self.confirmed_event(rb.event);
+        self.confirmed_event_by(rb.event, who);
     }
 
     /// Rolls back a pending confirmed commit when its deadline passes
@@ -471,7 +491,8 @@ impl Agent {
 
     /// A session ended: its locks go, and so does a confirmed commit it
     /// owns without `<persist>` (RFC 6241 §8.4.1).
-    fn session_ended(&self, session: u32) {
+    fn session_ended(&self, who: &SessionParms) {
+        let session = who.session_id;
         let rolled = {
             let mut core = self.core();
             core.release_all(session);
@@ -479,7 +500,7 @@ impl Agent {
             confirmed.session_ended(ds, session)
         };
         match rolled {
-            Ok(Some(rb)) => self.rolled_back(rb),
+            Ok(Some(rb)) => self.rolled_back_by(rb, Some(who)),
             Ok(None) => {}
             Err(errs) => tracing::error!(
                 session,
@@ -598,12 +619,15 @@ pub struct SessionGuard {
     pub stats: Arc<SessionStats>,
     /// Set by [`Agent::kill_by`]: the killer's session id, 0 if none.
     pub killed_by: Arc<AtomicU32>,
+    /// Who this session is, for the events it causes even after a kill
+    /// removed it from the registry.
+    pub parms: SessionParms,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.agent.sessions().remove(&self.id);
-        self.agent.session_ended(self.id);
+        self.agent.session_ended(&self.parms);
     }
 }
 

@@ -89,11 +89,7 @@ where
 {
     let guard = agent.register(&user, peer);
     let span = tracing::info_span!("session", id = guard.id, user = %user, peer = ?peer);
-    let parms = SessionParms {
-        username: user.clone(),
-        session_id: guard.id,
-        source_host: peer.map(|p| p.ip().to_string()),
-    };
+    let parms = guard.parms.clone();
     let reason = async {
         tracing::info!("session started");
         let session = Session {
