@@ -226,8 +226,9 @@ impl Session {
     ) -> EndReason {
         let stats = self.stats.clone();
         let limits = self.agent.limits.clone();
-        // Input beyond one whole message is not read while we are busy; the
-        // peer then waits (SSH flow control) instead of costing memory here.
+        // Input is read ahead (also while an RPC runs or output is stuck)
+        // up to about one whole message; beyond that the peer waits (SSH
+        // flow control) instead of costing memory here.
         let in_high = limits.max_message_size.saturating_add(64 * 1024);
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut decoder = Decoder::new(limits.max_message_size);
