@@ -7,12 +7,15 @@ content) and skips others.
 """
 
 import datetime
+import hashlib
 import time
 
 import pytest
 from ncclient.operations import RPCError
+from ncclient.xml_ import to_ele
 
-from conftest import AH_NS, ah_config, connect, require_cap
+from conftest import AH_NS, STRICT, ah_config, connect, require_cap
+from test_images import served  # noqa: F401 (a fixture)
 
 NOTIF_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NCN_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
@@ -183,4 +186,32 @@ def test_notif_errors():
         assert e.value.tag == "in-use"
         assert m.get_config("running").ok
     finally:
+        m.close_session()
+
+
+def test_notif_image_imported(served):  # noqa: F811 (the fixture)
+    if not STRICT:
+        pytest.skip("import-image is apphostd's own RPC")
+    base, data = served
+    sha = hashlib.sha256(data).hexdigest()
+    # The importing session itself subscribes: the events arrive while its
+    # import runs, before the reply (interleave).
+    m = subscriber(filter=("subtree", f'<image-imported xmlns="{AH_NS}"/>'))
+    m.timeout = 120
+    try:
+        reply = m.dispatch(
+            to_ele(
+                f'<import-image xmlns="{AH_NS}"><url>{base}/interop.img</url>'
+                f"<name>interop-notif.img</name><sha256>{sha}</sha256></import-image>"
+            )
+        )
+        assert reply.ok, reply.xml
+        ev = take(m, "image-imported", lambda e: text(e, "ah:name") == "interop-notif.img")
+        assert text(ev, "ah:sha256") == sha
+        assert text(ev, "ah:error") is None
+    finally:
+        try:
+            m.dispatch(to_ele(f'<delete-image xmlns="{AH_NS}"><name>interop-notif.img</name></delete-image>'))
+        except RPCError:
+            pass
         m.close_session()
