@@ -107,14 +107,14 @@ pub async fn serve(
     };
     let agent = Agent::new(ds, reconciler, limits);
     agent.core().confirmed = confirmed;
-    // TODO(notify): publish image notifications on the agent's bus once
-    // `Agent::publish` is on main; until then they are dropped. A weak
-    // reference, as the agent owns these RPCs:
-    //   let weak = Arc::downgrade(&agent);
-    //   let publish: import_image::Publish = Arc::new(move |ev| {
-    //       if let Some(a) = weak.upgrade() { a.publish(Ok(ev)) }
-    //   });
-    let publish = import_image::no_publish();
+    // Image import events go on the agent's bus. A weak reference: the
+    // agent owns these RPCs.
+    let weak = Arc::downgrade(&agent);
+    let publish: import_image::Publish = Arc::new(move |ev| {
+        if let Some(a) = weak.upgrade() {
+            a.publish(Ok(ev));
+        }
+    });
     agent.set_yang_rpcs(Arc::new(AppHostingRpcs::new(
         apphost.clone().map(Arc::new),
         licensing.clone(),
@@ -126,12 +126,15 @@ pub async fn serve(
     }
     agent.set_state_provider(Arc::new(States(states)));
     if let Some(a) = &apphost {
+        // Before the first pass, so its state changes are notified too.
+        agent.forward_app_events(a.subscribe());
         // Level-triggered: the first pass adopts what still runs, starts
         // autostart apps and removes what is no longer configured.
         a.apply(agent.core().ds.tree(DsName::Running));
         remove_image_leftovers(&config, agent.core().ds.tree(DsName::Running));
     }
     if let Some(rb) = rollback {
+        agent.publish_commit(None, &rb.commit);
         agent.confirmed_event(rb.event);
     }
 

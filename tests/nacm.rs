@@ -568,3 +568,85 @@ async fn confirmed_commit_rollback_restores_the_rules() {
     assert_denied(&r);
     env.a.stop().await;
 }
+
+/// The name of the event in a `<notification>` (None for other messages).
+fn event_name(xml: &str) -> Option<String> {
+    let d = roxmltree::Document::parse(xml).ok()?;
+    let root = d.root_element();
+    if root.tag_name().name() != "notification" {
+        return None;
+    }
+    root.children()
+        .filter(|n| n.is_element())
+        .find(|n| n.tag_name().name() != "eventTime")
+        .map(|n| n.tag_name().name().to_string())
+}
+
+/// Event names received up to and including the first `last`.
+async fn events_until(c: &mut Client, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let m = c
+            .read_message()
+            .await
+            .expect("a notification within 10 s")
+            .expect("session open");
+        let name = event_name(&m).unwrap_or_else(|| panic!("not a notification: {m}"));
+        seen.push(name.clone());
+        if name == last {
+            return seen;
+        }
+    }
+}
+
+/// A notification rule (RFC 8341 §3.4.6) keeps denied events from a
+/// subscriber; the others still arrive, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_rule_filters_what_a_subscriber_gets() {
+    const SUB: &str =
+        "<create-subscription xmlns=\"urn:ietf:params:xml:ns:netconf:notification:1.0\"/>";
+    let env = start().await;
+    let mut admin = env.a.connect().await;
+    let cpu = |v: u32| {
+        edit(
+            "running",
+            &format!("<app-hosting xmlns=\"{AH}\"><cpu>{v}</cpu></app-hosting>"),
+        )
+    };
+
+    // By default the reader gets config changes.
+    let mut before = reader(&env.a).await;
+    let r = before.rpc(SUB).await.unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = admin.rpc(&cpu(30)).await.unwrap();
+    assert!(is_ok(&r), "{r}");
+    let seen = events_until(&mut before, "netconf-config-change").await;
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("netconf-config-change")
+    );
+    before.disconnect().await;
+
+    admin_set_nacm(
+        &mut admin,
+        "<rule-list><name>quiet</name><group>*</group>\
+         <rule><name>no-config-change</name><module-name>ietf-netconf-notifications</module-name>\
+         <notification-name>netconf-config-change</notification-name>\
+         <access-operations>read</access-operations><action>deny</action></rule></rule-list>",
+    )
+    .await;
+    let mut rd = reader(&env.a).await;
+    let r = rd.rpc(SUB).await.unwrap();
+    assert!(is_ok(&r), "{r}");
+    let r = admin.rpc(&cpu(35)).await.unwrap();
+    assert!(is_ok(&r), "{r}");
+    // A later event of another kind: everything before it has been sent.
+    let other = env.a.connect().await;
+    let seen = events_until(&mut rd, "netconf-session-start").await;
+    assert!(
+        !seen.iter().any(|n| n == "netconf-config-change"),
+        "denied event delivered: {seen:?}"
+    );
+    other.disconnect().await;
+    env.a.stop().await;
+}

@@ -1,7 +1,7 @@
 //! State shared by all NETCONF sessions: the datastores with their locks
 //! (one mutex, so a lock check and the edit it guards are atomic), the
-//! session registry (ids, kill handles, monitoring counters) and the
-//! reconciler that follows running.
+//! session registry (ids, kill handles, monitoring counters), the
+//! reconciler that follows running, and the notification bus.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,16 +9,25 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 
-use yang2::data::DataTree;
+use yang2::data::{DataDiffFlags, DataDiffOp, DataTree};
 
+use crate::apphost::AppEvent;
 use crate::datastore::confirmed::{self, ConfirmedCommit, Rollback};
 use crate::datastore::{Commit, Datastores, DsName};
 use crate::error::{ErrorTag, RpcError};
 use crate::nacm::{Nacm, Principal};
 use crate::netconf::rpc::YangRpcs;
+use crate::notify::{events, Bus, Event, SessionParms};
 use crate::reconciler::Reconciler;
+
+/// Events kept for `startTime` replay (RFC 5277 §3.3), all streams
+/// together. An event is a few hundred bytes of libyang tree.
+pub const NOTIF_REPLAY: usize = 1000;
+/// How far a subscriber may fall behind the newest event before it loses
+/// the oldest ones (counted, see [`SessionStats::dropped_notifications`]).
+pub const NOTIF_QUEUE: usize = 256;
 
 /// Operational state of the domain (app status, images, media) for
 /// `<get>` and get-data of the operational datastore.
@@ -228,6 +237,9 @@ pub struct SessionStats {
     pub in_bad_rpcs: AtomicU64,
     pub out_rpc_errors: AtomicU64,
     pub out_notifications: AtomicU64,
+    /// Notifications this session's subscription lost because it fell too
+    /// far behind (events of any stream that it missed).
+    pub dropped_notifications: AtomicU64,
     /// Active notification subscriptions; while non-zero the session is
     /// never closed for idleness.
     pub subscriptions: AtomicU32,
@@ -243,6 +255,8 @@ pub struct SessionEntry {
     pub stats: Arc<SessionStats>,
     /// Signalled by kill-session and shutdown.
     kill: Arc<Notify>,
+    /// Who killed the session (0: nobody), for netconf-session-end.
+    killed_by: Arc<AtomicU32>,
 }
 
 /// Global counters (ietf-netconf-monitoring `statistics`).
@@ -260,6 +274,9 @@ pub struct GlobalStats {
 /// Everything the sessions share.
 pub struct Agent {
     core: Mutex<Core>,
+    /// The access-control rules as last read from the core, for callers
+    /// that must not wait for the core lock (notifications).
+    nacm_seen: Mutex<Arc<Nacm>>,
     sessions: Mutex<HashMap<u32, SessionEntry>>,
     next_id: AtomicU32,
     reconciler: Arc<dyn Reconciler>,
@@ -269,6 +286,8 @@ pub struct Agent {
     pub start_time: chrono::DateTime<chrono::Utc>,
     yang_rpcs: OnceLock<Arc<dyn YangRpcs>>,
     state: OnceLock<Arc<dyn StateProvider>>,
+    /// Event notifications (RFC 5277) for every session's subscription.
+    pub bus: Bus,
     /// Wakes the confirmed-commit timer when the deadline may have moved.
     confirmed_changed: Arc<Notify>,
 }
@@ -277,8 +296,10 @@ impl Agent {
     /// The shared state. Inside a tokio runtime this also starts the
     /// confirmed-commit timer.
     pub fn new(ds: Datastores, reconciler: Arc<dyn Reconciler>, limits: Limits) -> Arc<Agent> {
+        let mut core = Core::new(ds);
         let agent = Arc::new(Agent {
-            core: Mutex::new(Core::new(ds)),
+            nacm_seen: Mutex::new(core.nacm()),
+            core: Mutex::new(core),
             confirmed_changed: Arc::new(Notify::new()),
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
@@ -288,6 +309,7 @@ impl Agent {
             start_time: chrono::Utc::now(),
             yang_rpcs: OnceLock::new(),
             state: OnceLock::new(),
+            bus: Bus::new(NOTIF_REPLAY, NOTIF_QUEUE),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             agent.start_confirmed_timer();
@@ -320,14 +342,34 @@ impl Agent {
 
     /// The access-control rules in effect (see [`Core::nacm`]).
     pub fn nacm(&self) -> Arc<Nacm> {
-        self.core().nacm()
+        let n = self.core().nacm();
+        *self.nacm_seen() = n.clone();
+        n
     }
 
     /// Whether `principal` may receive notification `name` of YANG module
     /// `module` (RFC 8341 §3.4.6); the session asks this per notification
-    /// and silently drops the denied ones.
+    /// and silently drops the denied ones. Never waits for the core lock
+    /// (sessions call it on the runtime thread while an RPC may hold the
+    /// lock for long): the rules as last read are used then.
     pub fn allow_notification_for(&self, principal: &Principal, module: &str, name: &str) -> bool {
-        self.nacm().allow_notification(principal, module, name)
+        let nacm = match self.core.try_lock() {
+            Ok(mut core) => Some(core.nacm()),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().nacm()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let nacm = match nacm {
+            Some(n) => {
+                *self.nacm_seen() = n.clone();
+                n
+            }
+            None => self.nacm_seen().clone(),
+        };
+        nacm.allow_notification(principal, module, name)
+    }
+
+    fn nacm_seen(&self) -> MutexGuard<'_, Arc<Nacm>> {
+        self.nacm_seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<u32, SessionEntry>> {
@@ -344,6 +386,7 @@ impl Agent {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(Notify::new());
         let stats = Arc::new(SessionStats::default());
+        let killed_by = Arc::new(AtomicU32::new(0));
         self.sessions().insert(
             id,
             SessionEntry {
@@ -353,6 +396,7 @@ impl Agent {
                 login_time: chrono::Utc::now(),
                 stats: stats.clone(),
                 kill: kill.clone(),
+                killed_by: killed_by.clone(),
             },
         );
         self.stats.in_sessions.fetch_add(1, Ordering::Relaxed);
@@ -361,6 +405,24 @@ impl Agent {
             id,
             kill,
             stats,
+            killed_by,
+            parms: SessionParms {
+                username: principal.name.clone(),
+                session_id: id,
+                source_host: peer.map(|p| p.ip().to_string()),
+            },
+        }
+    }
+
+    /// `common-session-parms` of a live session (RFC 6470), for events it
+    /// causes. A session that is gone gives its id with an empty user.
+    pub fn session_parms(&self, id: u32) -> SessionParms {
+        let sessions = self.sessions();
+        let entry = sessions.get(&id);
+        SessionParms {
+            username: entry.map(|e| e.user.clone()).unwrap_or_default(),
+            session_id: id,
+            source_host: entry.and_then(|e| e.peer).map(|p| p.ip().to_string()),
         }
     }
 
@@ -374,9 +436,16 @@ impl Agent {
     /// kill-session (RFC 6241 §7.9): releases the victim's locks at once
     /// and tells its task to stop.
     pub fn kill(&self, victim: u32) -> bool {
+        self.kill_by(victim, 0)
+    }
+
+    /// kill-session by session `by` (0: the server), which
+    /// netconf-session-end reports as `killed-by`.
+    pub fn kill_by(&self, victim: u32, by: u32) -> bool {
         let entry = self.sessions().remove(&victim);
         match entry {
             Some(e) => {
+                e.killed_by.store(by, Ordering::Relaxed);
                 self.core().release_all(victim);
                 self.stats.dropped_sessions.fetch_add(1, Ordering::Relaxed);
                 e.kill.notify_one();
@@ -409,6 +478,13 @@ impl Agent {
     /// A confirmed-commit step happened (start, extend, complete, cancel,
     /// timeout): the timer re-reads the deadline, and the event is reported.
     pub fn confirmed_event(&self, ev: confirmed::Event) {
+        let who = ev.session.map(|id| self.session_parms(id));
+        self.confirmed_event_by(ev, who.as_ref());
+    }
+
+    /// [`Agent::confirmed_event`] with the causing session's parameters
+    /// given (the session may be gone from the registry already).
+    fn confirmed_event_by(&self, ev: confirmed::Event, who: Option<&SessionParms>) {
         tracing::info!(
             event = ev.kind.as_str(),
             session = ?ev.session,
@@ -416,17 +492,28 @@ impl Agent {
             "confirmed commit"
         );
         self.confirmed_changed.notify_one();
+        self.publish(events::confirmed_commit(who, ev.kind.as_str(), ev.timeout));
     }
 
     /// A rollback of a pending confirmed commit: running went back, so the
     /// reconciler follows and the event is reported.
     pub fn rolled_back(&self, rb: Rollback) {
+        let who = rb.event.session.map(|id| self.session_parms(id));
+        self.rolled_back_by(rb, who.as_ref());
+    }
+
+    /// A rollback caused by `who` (cancel-commit, the owning session
+    /// ending), or by the server (`None`: timeout, recovery at start), which
+    /// netconf-config-change reports as `changed-by server`.
+    fn rolled_back_by(&self, rb: Rollback, who: Option<&SessionParms>) {
         tracing::warn!(
             event = rb.event.kind.as_str(),
             "confirmed commit rolled back to the previous configuration"
         );
+        let changes = changes_of(&rb.commit);
+        self.publish(events::config_change(who, "running", &changes));
         self.reconcile(&rb.commit);
-        self.confirmed_event(rb.event);
+        self.confirmed_event_by(rb.event, who);
     }
 
     /// Rolls back a pending confirmed commit when its deadline passes
@@ -474,7 +561,8 @@ impl Agent {
 
     /// A session ended: its locks go, and so does a confirmed commit it
     /// owns without `<persist>` (RFC 6241 §8.4.1).
-    fn session_ended(&self, session: u32) {
+    fn session_ended(&self, who: &SessionParms) {
+        let session = who.session_id;
         let rolled = {
             let mut core = self.core();
             core.release_all(session);
@@ -482,7 +570,7 @@ impl Agent {
             confirmed.session_ended(ds, session)
         };
         match rolled {
-            Ok(Some(rb)) => self.rolled_back(rb),
+            Ok(Some(rb)) => self.rolled_back_by(rb, Some(who)),
             Ok(None) => {}
             Err(errs) => tracing::error!(
                 session,
@@ -491,6 +579,106 @@ impl Agent {
             ),
         }
     }
+
+    // ===== notifications =====
+
+    /// Publishes an event to every subscription. Never blocks (the bus
+    /// drops what a slow subscriber cannot take); an event that failed to
+    /// build is logged and dropped, as losing a notification must not fail
+    /// the operation that caused it.
+    pub fn publish(&self, ev: Result<Event, RpcError>) {
+        match ev {
+            Ok(ev) => {
+                tracing::debug!(event = %ev.name, stream = ev.stream, "notification");
+                self.bus.publish(ev);
+            }
+            Err(e) => tracing::error!(error = %e, "notification could not be built; not sent"),
+        }
+    }
+
+    /// netconf-config-change for a change of running by session `by`
+    /// (`None`: the server, e.g. a confirmed-commit rollback), its edits
+    /// computed by libyang's diff of the old and new running.
+    pub fn publish_commit(&self, by: Option<u32>, commit: &Commit) {
+        let who = by.map(|id| self.session_parms(id));
+        let changes = changes_of(commit);
+        self.publish(events::config_change(who.as_ref(), "running", &changes));
+    }
+
+    /// netconf-config-change for an edit of running by session `by`, with
+    /// the edits as requested (the operation the client asked for).
+    pub fn publish_edit(&self, by: u32, changes: &[(String, &'static str)]) {
+        let who = self.session_parms(by);
+        self.publish(events::config_change(Some(&who), "running", changes));
+    }
+
+    /// netconf-confirmed-commit (RFC 6470 §2.1.5). `event`: start, cancel,
+    /// timeout, extend, complete; `by`: the session (none for timeout);
+    /// `timeout`: seconds, for start and extend.
+    pub fn publish_confirmed(&self, by: Option<u32>, event: &str, timeout: Option<u32>) {
+        let who = by.map(|id| self.session_parms(id));
+        self.publish(events::confirmed_commit(who.as_ref(), event, timeout));
+    }
+
+    /// Turns the domain's events into notifications: `app-state-changed` on
+    /// stream NETCONF, `app-log` on stream `app-log`. Spawns a task on the
+    /// current runtime that runs until the sender is gone.
+    pub fn forward_app_events(
+        self: &Arc<Self>,
+        mut rx: broadcast::Receiver<AppEvent>,
+    ) -> tokio::task::JoinHandle<()> {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(AppEvent::StateChanged {
+                        app,
+                        status,
+                        previous,
+                        reason,
+                    }) => agent.publish(events::app_state_changed(
+                        &app,
+                        status.as_str(),
+                        previous.as_str(),
+                        &reason,
+                    )),
+                    Ok(AppEvent::Log { app, line }) => agent.publish(events::app_log(&app, &line)),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(lost = n, "app events lost before becoming notifications");
+                        agent.bus.note_dropped(n);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+}
+
+/// The edits between two running trees as (data path, operation), for
+/// netconf-config-change. Only the topmost node of a created or deleted
+/// subtree is listed (libyang marks only it).
+pub fn changes_of(commit: &Commit) -> Vec<(String, &'static str)> {
+    // DEFAULTS: the edit engine can leave the default flag on a
+    // non-presence container that holds explicit nodes, and libyang would
+    // then report the whole container as created. Nodes whose value merely
+    // became explicit (or default) show up as replaced, which they were.
+    let diff = match commit.old.diff(&commit.new, DataDiffFlags::DEFAULTS) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = ?e.msg, "diff of running failed; config-change lists no edits");
+            return Vec::new();
+        }
+    };
+    diff.iter()
+        .map(|(op, node)| {
+            let op = match op {
+                DataDiffOp::Create => "create",
+                DataDiffOp::Delete => "delete",
+                DataDiffOp::Replace => "replace",
+            };
+            (node.path(), op)
+        })
+        .collect()
 }
 
 /// A registered session; dropping it ends the registration.
@@ -499,11 +687,77 @@ pub struct SessionGuard {
     pub id: u32,
     pub kill: Arc<Notify>,
     pub stats: Arc<SessionStats>,
+    /// Set by [`Agent::kill_by`]: the killer's session id, 0 if none.
+    pub killed_by: Arc<AtomicU32>,
+    /// Who this session is, for the events it causes even after a kill
+    /// removed it from the registry.
+    pub parms: SessionParms,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.agent.sessions().remove(&self.id);
-        self.agent.session_ended(self.id);
+        self.agent.session_ended(&self.parms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::EditOptions;
+
+    fn edit(ds: &mut Datastores, target: DsName, body: &str) -> Option<Commit> {
+        let xml = format!(
+            "<config xmlns=\"{}\"><app-hosting xmlns=\"{}\">{body}</app-hosting></config>",
+            crate::schema::NC_NS,
+            crate::schema::AH_NS
+        );
+        let doc = roxmltree::Document::parse(&xml).expect("test XML");
+        let out = ds.edit(target, doc.root_element(), &EditOptions::default());
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        out.commit
+    }
+
+    #[test]
+    fn changes_of_a_commit() {
+        let mut ds = Datastores::new_empty();
+        edit(&mut ds, DsName::Running, "<cpu>30</cpu>").expect("running changed");
+        edit(
+            &mut ds,
+            DsName::Candidate,
+            "<cpu>40</cpu><app><name>web</name></app>",
+        );
+        let c = ds.commit().expect("commit").expect("running changed");
+        let changes = changes_of(&c);
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/cpu".into(), "replace")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/app[name='web']".into(), "create")),
+            "{changes:?}"
+        );
+        // Only those two: the defaults inside the new app are part of its
+        // creation, and nothing else changed.
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        // Back to the empty configuration: the app is deleted, cpu back to
+        // its default.
+        let empty = crate::datastore::empty_config();
+        let c = ds
+            .copy_config(
+                DsName::Running,
+                crate::datastore::ConfigSource::Inline(&empty),
+            )
+            .expect("copy-config")
+            .expect("running changed");
+        let changes = changes_of(&c);
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/app[name='web']".into(), "delete")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.contains(&("/app-hosting:app-hosting/cpu".into(), "replace")),
+            "{changes:?}"
+        );
     }
 }

@@ -248,9 +248,15 @@ fn eval_level<'t>(children: &[DataNodeRef<'t, 'static>], filters: &[FilterNode])
             } else if f.is_selection() {
                 out.push(child.clone());
             } else {
-                // Containment node: only inner nodes have children to match.
+                // Containment node: only inner nodes have children to match
+                // (a notification's content, for create-subscription filters).
                 let is_inner = schema_of(child).is_some_and(|s| {
-                    matches!(s.kind(), SchemaNodeKind::Container | SchemaNodeKind::List)
+                    matches!(
+                        s.kind(),
+                        SchemaNodeKind::Container
+                            | SchemaNodeKind::List
+                            | SchemaNodeKind::Notification
+                    )
                 });
                 if !is_inner {
                     continue;

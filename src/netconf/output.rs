@@ -57,6 +57,7 @@ pub fn merge_state(ctx: &RpcCtx<'_>, tree: &mut DataTree<'static>) -> Result<(),
     tree.merge(&monitoring::state(&monitoring_info(ctx))?)
         .map_err(yerr)?;
     tree.merge(yanglib_state()?).map_err(yerr)?;
+    tree.merge(&ctx.agent.bus.streams_state()?).map_err(yerr)?;
     Ok(())
 }
 

@@ -104,10 +104,19 @@ def agent_once(m, cgroup):
     return (t1 - t0) * 1000.0
 
 
-def agent_remove(m, cgroup):
+def agent_remove(m, cgroup, state_dir):
     m.edit_config(target="candidate", config=app_config("delete"))
     m.commit()
     wait_gone(f"{cgroup}/{APP}")
+    # The teardown goes on after the processes are gone (unmounts, cgroup):
+    # wait for all of it, or the next start would wait for it and its time
+    # would be counted as start latency.
+    app_dir = os.path.join(state_dir, "apps", APP)
+    end = time.perf_counter() + 30
+    while os.path.exists(app_dir):
+        if time.perf_counter() > end:
+            raise SystemExit(f"{app_dir} still there 30 s after the delete")
+        time.sleep(0.002)
 
 
 def raw_once(runtime, root, bundle, i):
@@ -159,7 +168,7 @@ def main():
         if i >= 2:  # warm-up: page cache, first loop device
             agent.append(ms)
         if i < args.iterations + 1:
-            agent_remove(m, args.cgroup)
+            agent_remove(m, args.cgroup, args.state_dir)
 
     # The app runs now: borrow its bundle (config.json + mounted rootfs).
     app_dir = os.path.join(args.state_dir, "apps", APP)
@@ -184,7 +193,7 @@ def main():
                 os.rmdir(d)
             except OSError:
                 pass
-    agent_remove(m, args.cgroup)
+    agent_remove(m, args.cgroup, args.state_dir)
     m.close_session()
 
     a, r = statistics.median(agent), statistics.median(raw)

@@ -38,7 +38,7 @@ cleanup() {
   for d in /sys/fs/cgroup/*/$cgroup /sys/fs/cgroup/$cgroup; do
     [ -d "$d" ] && rmdir "$d" 2>/dev/null
   done
-  if [ $rc -ne 0 ]; then echo "container.sh: logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
+  if [ $rc -ne 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then echo "container.sh: logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
   exit $rc
 }
 trap cleanup EXIT

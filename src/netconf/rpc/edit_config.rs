@@ -44,7 +44,7 @@ pub fn edit(
     if outcome.commit.is_some() {
         tracing::info!(changes = outcome.changes.len(), "running changed");
     }
-    ctx.after_commit(outcome.commit);
+    ctx.after_edit(outcome.commit, &outcome.changes);
     if outcome.errors.is_empty() {
         Response::Ok
     } else {

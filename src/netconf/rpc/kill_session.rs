@@ -19,7 +19,7 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
         )
         .into();
     }
-    if !ctx.agent.kill(victim) {
+    if !ctx.agent.kill_by(victim, ctx.session_id) {
         return bad("session-id", format!("no session {victim}")).into();
     }
     tracing::info!(victim, "session killed");

@@ -6,6 +6,7 @@ pub mod cancel_commit;
 pub mod close_session;
 pub mod commit;
 pub mod copy_config;
+pub mod create_subscription;
 pub mod delete_config;
 pub mod delete_image;
 pub mod discard_changes;
@@ -32,6 +33,7 @@ use crate::error::{ErrorTag, ErrorType, RpcError};
 use crate::nacm::Principal;
 use crate::netconf::agent::{Agent, Core};
 use crate::netconf::reply::{self, ReplyAttrs};
+use crate::notify::NOTIF_NS;
 use crate::schema::NC_NS;
 
 pub const NMDA_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda";
@@ -50,6 +52,8 @@ pub enum Response {
     Errors(Vec<RpcError>),
     /// `<ok/>`, then the session ends (close-session).
     CloseSession,
+    /// `<ok/>`, then the session sends this subscription's notifications.
+    Subscribed(Box<create_subscription::Subscription>),
 }
 
 impl From<RpcError> for Response {
@@ -75,12 +79,26 @@ pub struct RpcCtx<'a> {
     pub user: &'a str,
     /// The user and its configured groups, for access control.
     pub principal: &'a Principal,
+    /// The session already has a notification subscription (RFC 5277
+    /// allows one per session).
+    pub subscribed: bool,
 }
 
 impl RpcCtx<'_> {
-    /// Hands a change of running to the reconciler (outside the core lock).
+    /// A change of running by commit or copy-config: netconf-config-change
+    /// (edits from the diff), then the reconciler (outside the core lock).
     pub fn after_commit(&self, commit: Option<Commit>) {
         if let Some(c) = commit {
+            self.agent.publish_commit(Some(self.session_id), &c);
+            self.agent.reconcile(&c);
+        }
+    }
+
+    /// A change of running by edit-config / edit-data: netconf-config-change
+    /// with the edits as requested, then the reconciler.
+    pub fn after_edit(&self, commit: Option<Commit>, changes: &[(String, &'static str)]) {
+        if let Some(c) = commit {
+            self.agent.publish_edit(self.session_id, changes);
             self.agent.reconcile(&c);
         }
     }
@@ -92,6 +110,8 @@ pub struct Handled {
     pub close: bool,
     /// The message was not a usable `<rpc>`; the session ends.
     pub malformed: bool,
+    /// create-subscription succeeded: notifications follow the reply.
+    pub subscription: Option<Box<create_subscription::Subscription>>,
 }
 
 /// Handles one received message (an `<rpc>`, in theory).
@@ -107,6 +127,7 @@ pub fn handle_message(ctx: &RpcCtx<'_>, text: &str) -> Handled {
                 reply: reply::errors(&ReplyAttrs::none(), &[err]),
                 close: true,
                 malformed: true,
+                subscription: None,
             };
         }
     };
@@ -123,6 +144,7 @@ pub fn handle_message(ctx: &RpcCtx<'_>, text: &str) -> Handled {
             reply: reply::errors(&ReplyAttrs::none(), &[err]),
             close: true,
             malformed: true,
+            subscription: None,
         };
     }
     let attrs = ReplyAttrs::from_rpc(rpc);
@@ -138,9 +160,14 @@ pub fn handle_message(ctx: &RpcCtx<'_>, text: &str) -> Handled {
     } else {
         dispatch(ctx, rpc)
     };
+    let mut subscription = None;
     let (reply, close) = match response {
         Response::Ok => (reply::ok(&attrs), false),
         Response::CloseSession => (reply::ok(&attrs), true),
+        Response::Subscribed(s) => {
+            subscription = Some(s);
+            (reply::ok(&attrs), false)
+        }
         Response::Data(d) => (reply::data(&attrs, &d), false),
         Response::Body(b) => (reply::with_body(&attrs, &b), false),
         Response::Errors(errs) => {
@@ -155,6 +182,7 @@ pub fn handle_message(ctx: &RpcCtx<'_>, text: &str) -> Handled {
         reply,
         close,
         malformed: false,
+        subscription,
     }
 }
 
@@ -213,6 +241,7 @@ fn dispatch(ctx: &RpcCtx<'_>, rpc: Node<'_, '_>) -> Response {
         (NMDA_NS, "get-data") => get_data::handle(ctx, op),
         (NMDA_NS, "edit-data") => edit_data::handle(ctx, op),
         (MONITORING_NS, "get-schema") => get_schema::handle(ctx, op),
+        (NOTIF_NS, "create-subscription") => create_subscription::handle(ctx, op),
         (ns, name) => {
             if let Some(h) = ctx.agent.yang_rpcs() {
                 if let Some(r) = h.call(ctx, op) {
