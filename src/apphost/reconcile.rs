@@ -425,10 +425,13 @@ impl Apphost {
             Some(a) => a.shell.clone(),
             None => return Err(unknown_app("attach", app)),
         };
-        if self.inner.state(app).map(|s| s.status) != Some(Status::Running) {
+        let status = self.inner.state(app).map(|s| s.status);
+        if status != Some(Status::Running) {
+            // The status tells the user what to do (start it, fix the image).
+            let status = status.unwrap_or(Status::Stopped).as_str();
             return Err(RpcError::app(
                 ErrorTag::OperationFailed,
-                format!("app '{app}' is not running"),
+                format!("app '{app}' is not running (status {status})"),
             ));
         }
         Ok(self.inner.os.runtime.exec_command(app, tty, &[shell]))
