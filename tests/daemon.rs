@@ -25,7 +25,8 @@ async fn binary_serves_and_stops_on_sigterm() {
     std::fs::write(
         &cfg,
         format!(
-            "state-dir = \"{}/state\"\nlog-level = \"info\"\n[netconf]\nlisten = [\"127.0.0.1:{port}\"]\n[[user]]\nname = \"admin\"\npassword = \"admin\"\n",
+            "state-dir = \"{}/state\"\nlog-level = \"info\"\n[netconf]\nlisten = [\"127.0.0.1:{port}\"]\n[[user]]\nname = \"admin\"\npassword = \"admin\"\n[runtime]\nroot = \"{}/runtime\"\ncgroup = \"apphost-daemontest\"\n",
+            dir.path().display(),
             dir.path().display()
         ),
     )
@@ -77,6 +78,19 @@ async fn binary_serves_and_stops_on_sigterm() {
         panic!("apphostd did not exit on SIGTERM")
     });
     assert!(status.success(), "{status:?}");
+    // As root the agent set up its (empty) parent cgroup; it outlives the
+    // agent by design.
+    for d in glob_cgroups("apphost-daemontest") {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+fn glob_cgroups(name: &str) -> Vec<std::path::PathBuf> {
+    let mut v = vec![std::path::Path::new("/sys/fs/cgroup").join(name)];
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        v.extend(rd.flatten().map(|e| e.path().join(name)));
+    }
+    v.into_iter().filter(|p| p.is_dir()).collect()
 }
 
 #[test]

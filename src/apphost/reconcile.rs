@@ -538,7 +538,17 @@ impl Inner {
 
     fn write_record(&self, name: &str, rec: &StartRecord) -> Result<(), String> {
         let text = serde_json::to_vec_pretty(rec).map_err(|e| e.to_string())?;
-        super::images::write_atomic(&self.app_dir(name), RECORD, &text).map_err(|e| e.to_string())
+        // Replaced atomically but not fsynced: the record lists kernel state
+        // (mounts, links, netns, the container) for an agent that crashed;
+        // a power loss takes that state with it, so a record that did not
+        // reach the disk describes nothing that still exists. This keeps
+        // two disk flushes out of every app start.
+        let dir = self.app_dir(name);
+        let tmp = dir.join(format!(".{RECORD}.tmp"));
+        fs::create_dir_all(&dir)
+            .and_then(|()| fs::write(&tmp, &text))
+            .and_then(|()| fs::rename(&tmp, dir.join(RECORD)))
+            .map_err(|e| format!("start record of {name}: {e}"))
     }
 
     fn state(&self, app: &str) -> Option<AppState> {

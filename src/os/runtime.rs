@@ -153,10 +153,15 @@ impl Runtime for OciRuntime {
             .map_err(|e| OsError::io(format!("stat log {}", log.display()), e))?
             .len();
         let err = out.try_clone().map_err(|e| OsError::io("dup log fd", e))?;
+        // The pid file saves a `state` call (a process spawn) per start.
+        let pid_file = bundle.join("init.pid");
+        let _ = std::fs::remove_file(&pid_file);
         let status = self
             .cmd()
             .arg("run")
             .arg("-d")
+            .arg("--pid-file")
+            .arg(&pid_file)
             .arg("--bundle")
             .arg(bundle)
             .arg(id)
@@ -179,6 +184,14 @@ impl Runtime for OciRuntime {
                 self.name(),
                 tail.trim()
             )));
+        }
+        let from_file = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .filter(|p| *p != 0);
+        let _ = std::fs::remove_file(&pid_file);
+        if let Some(pid) = from_file {
+            return Ok(pid);
         }
         match self.state(id)? {
             Some(s) if s.pid != 0 => Ok(s.pid),

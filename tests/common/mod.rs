@@ -181,8 +181,18 @@ pub async fn ssh_connect(
     port: u16,
     login: Login<'_>,
 ) -> Result<russh::client::Handle<ClientHandler>, BoxError> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    ssh_connect_stream(stream, login).await
+}
+
+/// SSH-level connection over an already connected socket (e.g. one made
+/// inside another network namespace).
+pub async fn ssh_connect_stream(
+    stream: tokio::net::TcpStream,
+    login: Login<'_>,
+) -> Result<russh::client::Handle<ClientHandler>, BoxError> {
     let config = Arc::new(russh::client::Config::default());
-    let mut handle = russh::client::connect(config, ("127.0.0.1", port), ClientHandler).await?;
+    let mut handle = russh::client::connect_stream(config, stream, ClientHandler).await?;
     let ok = match login {
         Login::Password(u, p) => handle.authenticate_password(u, p).await?.success(),
         Login::Key(u, k) => handle
@@ -217,6 +227,23 @@ impl Client {
     /// Connects, sends our hello with `caps`, reads the server's.
     pub async fn connect(port: u16, login: Login<'_>, caps: &[&str]) -> Result<Client, BoxError> {
         let handle = ssh_connect(port, login).await?;
+        Self::over(handle, caps).await
+    }
+
+    /// As [`Client::connect`] over an already connected socket.
+    pub async fn connect_stream(
+        stream: tokio::net::TcpStream,
+        login: Login<'_>,
+        caps: &[&str],
+    ) -> Result<Client, BoxError> {
+        let handle = ssh_connect_stream(stream, login).await?;
+        Self::over(handle, caps).await
+    }
+
+    async fn over(
+        handle: russh::client::Handle<ClientHandler>,
+        caps: &[&str],
+    ) -> Result<Client, BoxError> {
         let ch = open_subsystem(&handle, "netconf").await?;
         let mut c = Client {
             handle,

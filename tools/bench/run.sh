@@ -32,6 +32,9 @@ cleanup() {
     kill -KILL "$ah_pid" 2>/dev/null || true
     wait "$ah_pid" 2>/dev/null || true
   fi
+  for d in /sys/fs/cgroup/*/apphost-bench /sys/fs/cgroup/apphost-bench; do
+    [ -d "$d" ] && rmdir "$d" 2>/dev/null
+  done
   if [ $rc -ne 0 ]; then echo "bench: logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
   exit $rc
 }
@@ -67,6 +70,10 @@ groups = ["admin"]
 
 [media]
 external = "$tmp/ah/media/external"
+
+[runtime]
+root = "$tmp/ah/runtime"
+cgroup = "apphost-bench"
 
 [yang]
 dir = "$here/yang"

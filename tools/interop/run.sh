@@ -58,6 +58,10 @@ cleanup() {
     kill -KILL "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
+  # The agent's parent cgroup outlives it by design; this suite's goes.
+  for d in /sys/fs/cgroup/*/apphost-interop /sys/fs/cgroup/apphost-interop; do
+    [ -d "$d" ] && rmdir "$d" 2>/dev/null
+  done
   if [ "${INTEROP_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
     log "logs kept in $tmp"
   else
@@ -110,6 +114,10 @@ password = "reader"
 
 [media]
 external = "$dir/media/external"
+
+[runtime]
+root = "$dir/runtime"
+cgroup = "apphost-interop"
 $extra
 EOF
 }
