@@ -298,7 +298,8 @@ async fn attach_to_a_running_app_over_openssh() {
     assert_eq!(code, Some(0), "out {out:?} err {err:?}");
 
     // The shell's exit status is the session's.
-    let (code, out, _) = tokio::task::block_in_place(|| d.ssh(&format!("attach {app}"), "exit 7\n"));
+    let (code, out, _) =
+        tokio::task::block_in_place(|| d.ssh(&format!("attach {app}"), "exit 7\n"));
     assert_eq!(code, Some(7), "{out:?}");
 
     // Refusals: a line on stderr, exit status 1.
@@ -322,12 +323,16 @@ async fn attach_to_a_running_app_over_openssh() {
         .unwrap();
     ch.exec(true, format!("attach {app}")).await.unwrap();
     let mut out = String::new();
-    ch.data(&b"stty size; echo mark-$((1+1))\n"[..]).await.unwrap();
+    ch.data(&b"stty size; echo mark-$((1+1))\n"[..])
+        .await
+        .unwrap();
     read_until(&mut ch, &mut out, "mark-2").await;
     assert!(out.contains("30 100"), "{out:?}");
     ch.window_change(120, 40, 0, 0).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ch.data(&b"stty size; echo mark-$((2+1))\n"[..]).await.unwrap();
+    ch.data(&b"stty size; echo mark-$((2+1))\n"[..])
+        .await
+        .unwrap();
     read_until(&mut ch, &mut out, "mark-3").await;
     assert!(out.contains("40 120"), "{out:?}");
 

@@ -219,7 +219,7 @@ impl Master {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.0.readable().await?;
-            match guard.try_io(|fd| (&mut &*fd.get_ref()).read(buf)) {
+            match guard.try_io(|fd| (&mut fd.get_ref()).read(buf)) {
                 // EIO: every slave descriptor is closed, i.e. the shell side
                 // is gone. That is the pty's end of file.
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
@@ -232,7 +232,7 @@ impl Master {
     async fn write(&self, buf: &[u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.0.writable().await?;
-            match guard.try_io(|fd| (&mut &*fd.get_ref()).write(buf)) {
+            match guard.try_io(|fd| (&mut fd.get_ref()).write(buf)) {
                 Ok(r) => return r,
                 Err(_would_block) => continue,
             }
