@@ -114,8 +114,18 @@ impl Daemon {
     /// `ssh -tt` (OpenSSH, key auth) running `command`, `input` on stdin;
     /// (exit code, stdout, stderr).
     fn ssh(&self, command: &str, input: &str) -> (Option<i32>, String, String) {
+        self.ssh_with("-tt", command, input)
+    }
+
+    /// `ssh` with `tty_flag` ("-tt": a pty; "-T": none).
+    fn ssh_with(
+        &self,
+        tty_flag: &str,
+        command: &str,
+        input: &str,
+    ) -> (Option<i32>, String, String) {
         let mut child = Command::new("ssh")
-            .args(["-F", "/dev/null", "-tt", "-p", &self.port.to_string()])
+            .args(["-F", "/dev/null", tty_flag, "-p", &self.port.to_string()])
             .arg("-i")
             .arg(self.path("key"))
             .args([
@@ -301,6 +311,20 @@ async fn attach_to_a_running_app_over_openssh() {
     let (code, out, _) =
         tokio::task::block_in_place(|| d.ssh(&format!("attach {app}"), "exit 7\n"));
     assert_eq!(code, Some(7), "{out:?}");
+
+    // Without a terminal: pipes, stderr apart, the end of input ends the
+    // shell (no `exit`).
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        d.ssh_with(
+            "-T",
+            &format!("attach {app}"),
+            "echo $((6*7)); hostname; echo oops >&2\n",
+        )
+    });
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (Some(0), format!("42\n{app}\n").as_str(), "oops\n")
+    );
 
     // Refusals: a line on stderr, exit status 1.
     let (code, _, err) = tokio::task::block_in_place(|| d.ssh("attach nosuchapp", ""));

@@ -346,10 +346,17 @@ async fn run_pty(
                 }
                 Some(_) => {}
             },
-            n = master.write(&input), if !input.is_empty() => {
-                let n = n?;
-                input.drain(..n);
-            }
+            n = master.write(&input), if !input.is_empty() => match n {
+                Ok(n) => {
+                    input.drain(..n);
+                }
+                // The shell side is gone (EIO) while input was pending: the
+                // exit status is what matters now, not this input.
+                Err(e) => {
+                    tracing::debug!(error = %e, "pty write; input dropped");
+                    input.clear();
+                }
+            },
             n = master.read(&mut buf), if !output_done => {
                 let n = n?;
                 if n == 0 {
