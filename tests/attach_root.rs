@@ -249,6 +249,31 @@ async fn read_until(ch: &mut russh::Channel<russh::client::Msg>, out: &mut Strin
     }
 }
 
+/// Runs `cmd` in the attached shell until its output contains `expect`: a
+/// terminal size travels by signal (SIGWINCH to runc, which resizes the
+/// container's terminal), so it arrives a little later. Returns the output
+/// that had it. Marks are computed by the shell, so the echoed input never
+/// matches them.
+async fn ask_until(
+    ch: &mut russh::Channel<russh::client::Msg>,
+    cmd: &str,
+    expect: &str,
+    first_mark: u32,
+) -> String {
+    for round in first_mark..first_mark + 50 {
+        ch.data(format!("{cmd}; echo mark-$(({round}*1000+1))\n").as_bytes())
+            .await
+            .unwrap();
+        let mut got = String::new();
+        read_until(ch, &mut got, &format!("mark-{}", round * 1000 + 1)).await;
+        if got.contains(expect) {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{expect:?} never seen in the container for {cmd:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(feature = "test_as_root"), ignore)]
 async fn attach_to_a_running_app_over_openssh() {
@@ -346,19 +371,17 @@ async fn attach_to_a_running_app_over_openssh() {
         .await
         .unwrap();
     ch.exec(true, format!("attach {app}")).await.unwrap();
+    // Typed only at the prompt: runc sets up the container's terminal (its
+    // size, ONLCR) after the shell has started, racing typed-ahead input.
     let mut out = String::new();
-    ch.data(&b"stty size; echo mark-$((1+1))\n"[..])
-        .await
-        .unwrap();
-    read_until(&mut ch, &mut out, "mark-2").await;
-    assert!(out.contains("30 100"), "{out:?}");
+    read_until(&mut ch, &mut out, "/ # ").await;
+    let got = ask_until(&mut ch, "stty size; echo term-$TERM", "30 100", 1).await;
+    // The client's terminal type is the shell's TERM. (Output may end in
+    // CR CR LF while runc has not yet cleared the container terminal's
+    // ONLCR: its own race, invisible on a screen.)
+    assert!(got.replace('\r', "").contains("term-xterm\n"), "{got:?}");
     ch.window_change(120, 40, 0, 0).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ch.data(&b"stty size; echo mark-$((2+1))\n"[..])
-        .await
-        .unwrap();
-    read_until(&mut ch, &mut out, "mark-3").await;
-    assert!(out.contains("40 120"), "{out:?}");
+    ask_until(&mut ch, "stty size", "40 120", 100).await;
 
     // Closing the channel ends the shell in the container.
     let shells = || -> usize {

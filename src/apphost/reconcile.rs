@@ -419,8 +419,14 @@ impl Apphost {
         })
     }
 
-    /// The command for `attach APP`: the app's shell inside its container.
-    pub fn attach_command(&self, app: &str, tty: bool) -> Result<std::process::Command, RpcError> {
+    /// The command for `attach APP`: the app's shell inside its container,
+    /// on a terminal of type `term` when given (`TERM` in the container;
+    /// an empty type is not set), else on plain stdio.
+    pub fn attach_command(
+        &self,
+        app: &str,
+        term: Option<&str>,
+    ) -> Result<std::process::Command, RpcError> {
         let shell = match lock(&self.inner.snapshot).apps.get(app) {
             Some(a) => a.shell.clone(),
             None => return Err(unknown_app("attach", app)),
@@ -434,7 +440,16 @@ impl Apphost {
                 format!("app '{app}' is not running (status {status})"),
             ));
         }
-        Ok(self.inner.os.runtime.exec_command(app, tty, &[shell]))
+        let env: Vec<(String, String)> = term
+            .filter(|t| !t.is_empty())
+            .map(|t| ("TERM".to_string(), t.to_string()))
+            .into_iter()
+            .collect();
+        Ok(self
+            .inner
+            .os
+            .runtime
+            .exec_command_env(app, term.is_some(), &env, &[shell]))
     }
 
     /// The directory images are stored in (`<media>/<storage path>` of the

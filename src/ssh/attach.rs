@@ -122,20 +122,21 @@ pub fn authorize(agent: &Agent, principal: &Principal) -> Result<(), RpcError> {
     nacm.check_rpc(principal, NACM_MODULE, NACM_RPC)
 }
 
-/// Everything checked before the channel is accepted: access, the app, its
-/// state. Returns the command to run.
+/// Everything checked before the shell runs: access, the app, its state.
+/// `term` is the terminal type when the client asked for a pty. Returns the
+/// command to run.
 pub fn prepare(
     agent: &Agent,
     apphost: Option<&Apphost>,
     principal: &Principal,
     app: &str,
-    tty: bool,
+    term: Option<&str>,
 ) -> Result<std::process::Command, AttachError> {
     // Access first: a denied user learns nothing about which apps exist.
     authorize(agent, principal).map_err(|e| AttachError::from_rpc(app, e, true))?;
     let apphost = apphost.ok_or_else(|| AttachError::Unavailable { app: app.into() })?;
     apphost
-        .attach_command(app, tty)
+        .attach_command(app, term)
         .map_err(|e| AttachError::from_rpc(app, e, false))
 }
 
@@ -294,7 +295,6 @@ async fn run_pty(
     cmd.stdin(Stdio::from(slave.try_clone()?))
         .stdout(Stdio::from(slave.try_clone()?))
         .stderr(Stdio::from(slave));
-    cmd.env("TERM", &p.term);
     // SAFETY: only async-signal-safe calls between fork and exec. The
     // runtime gets its own session with the pty as controlling terminal, so
     // the shell sees a real terminal (job control, ^C) and a hang-up when

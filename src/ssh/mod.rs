@@ -344,8 +344,9 @@ impl russh::server::Handler for ConnHandler {
             // reconciler's table lock.
             let prepared = {
                 let app = app.clone();
+                let term = pty.as_ref().map(|p| p.term.clone());
                 tokio::task::spawn_blocking(move || {
-                    attach::prepare(&agent, apphost.as_ref(), &principal, &app, tty)
+                    attach::prepare(&agent, apphost.as_ref(), &principal, &app, term.as_deref())
                 })
                 .await
             };
