@@ -13,10 +13,12 @@ use crate::config::Config;
 use crate::datastore::confirmed::ConfirmedCommit;
 use crate::datastore::persist::Store;
 use crate::datastore::{Datastores, DsName};
+use crate::license::Licensing;
 use crate::netconf::agent::{Agent, Limits};
-use crate::netconf::rpc::app::AppRpcs;
+use crate::netconf::rpc::app::AppHostingRpcs;
+use crate::netconf::rpc::import_image;
 use crate::os::{Os, OsConfig};
-use crate::reconciler::{NoopReconciler, Reconciler};
+use crate::reconciler::{NoopReconciler, Reconciler, States};
 use crate::server::{self, ServerOptions};
 use crate::ssh::{self, auth::Users, SshContext};
 
@@ -89,7 +91,12 @@ pub async fn serve(
         );
     }
 
-    let apphost = start_apphost(&config);
+    let licensing = Arc::new(licensing_at_start(&config));
+    let apphost = if licensing.enabled() {
+        start_apphost(&config)
+    } else {
+        None
+    };
     let reconciler: Arc<dyn Reconciler> = match &apphost {
         Some(a) => Arc::new(a.clone()),
         None => Arc::new(NoopReconciler),
@@ -100,12 +107,29 @@ pub async fn serve(
     };
     let agent = Agent::new(ds, reconciler, limits);
     agent.core().confirmed = confirmed;
+    // TODO(notify): publish image notifications on the agent's bus once
+    // `Agent::publish` is on main; until then they are dropped. A weak
+    // reference, as the agent owns these RPCs:
+    //   let weak = Arc::downgrade(&agent);
+    //   let publish: import_image::Publish = Arc::new(move |ev| {
+    //       if let Some(a) = weak.upgrade() { a.publish(Ok(ev)) }
+    //   });
+    let publish = import_image::no_publish();
+    agent.set_yang_rpcs(Arc::new(AppHostingRpcs::new(
+        apphost.clone().map(Arc::new),
+        licensing.clone(),
+        publish,
+    )));
+    let mut states: Vec<Arc<dyn crate::netconf::agent::StateProvider>> = vec![licensing];
     if let Some(a) = &apphost {
-        agent.set_yang_rpcs(Arc::new(AppRpcs(Arc::new(a.clone()))));
-        agent.set_state_provider(Arc::new(a.clone()));
+        states.push(Arc::new(a.clone()));
+    }
+    agent.set_state_provider(Arc::new(States(states)));
+    if let Some(a) = &apphost {
         // Level-triggered: the first pass adopts what still runs, starts
         // autostart apps and removes what is no longer configured.
         a.apply(agent.core().ds.tree(DsName::Running));
+        remove_image_leftovers(&config, agent.core().ds.tree(DsName::Running));
     }
     if let Some(rb) = rollback {
         agent.confirmed_event(rb.event);
@@ -133,6 +157,45 @@ pub async fn serve(
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The licence gate (config `license-key`): decided once, here. While off,
+/// module app-hosting is hidden from clients and no domain runs; only
+/// install-license and the licence status are served.
+fn licensing_at_start(config: &Config) -> Licensing {
+    let l = Licensing::at_start(
+        &config.state_dir,
+        config.license_key.clone(),
+        std::path::Path::new(crate::license::DEFAULT_DEVICE_ID_FILE),
+        chrono::Utc::now(),
+    );
+    crate::schema::set_app_hosting_enabled(l.enabled());
+    if !l.enabled() {
+        tracing::warn!(
+            status = %l.status(chrono::Utc::now()),
+            "Application Hosting is off: no valid licence (install-license, then restart)"
+        );
+    }
+    l
+}
+
+/// Removes what imports interrupted by a crash left in the storage
+/// directory (`.NAME.partial-*`, `.rootfs-*`), before any import can run.
+fn remove_image_leftovers(config: &Config, running: &yang2::data::DataTree<'static>) {
+    let storage = crate::apphost::model::Desired::from_tree(running).storage;
+    let Ok(dir) = crate::apphost::images::Images::new(media_map(config), storage).dir() else {
+        return;
+    };
+    match crate::image::remove_leftovers(&dir) {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(dir = %dir.display(), removed = n, "removed leftovers of interrupted imports")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove leftovers of interrupted imports")
+        }
+    }
 }
 
 /// The app-hosting domain on the real OS. Without it (no root, no cgroups)

@@ -393,6 +393,119 @@ pub fn feature_enabled_at_start(
     (on, st)
 }
 
+// ===== the agent's licensing =====
+
+/// The licence as one run of the agent sees it: whether the feature is on
+/// was decided once, at start; the status is read anew each time.
+#[derive(Debug, Clone)]
+pub struct Licensing {
+    state_dir: PathBuf,
+    public_key: Option<String>,
+    /// This device's identity, or why it could not be read.
+    device_id: Result<String, String>,
+    enabled: bool,
+}
+
+impl Licensing {
+    /// Decides at start (config `license-key`, `state-dir`; the device
+    /// identity from `device_id_file`). An unreadable identity with a key
+    /// configured leaves the feature off.
+    pub fn at_start(
+        state_dir: &Path,
+        public_key: Option<String>,
+        device_id_file: &Path,
+        now: DateTime<Utc>,
+    ) -> Licensing {
+        let device_id = device_id(device_id_file)
+            .map_err(|e| format!("device identity {}: {e}", device_id_file.display()));
+        let enabled = match (&public_key, &device_id) {
+            (None, _) => true,
+            (Some(_), Err(_)) => false,
+            (Some(k), Ok(id)) => feature_enabled_at_start(state_dir, Some(k), id, now).0,
+        };
+        Licensing {
+            state_dir: state_dir.to_path_buf(),
+            public_key,
+            device_id,
+            enabled,
+        }
+    }
+
+    /// Whether Application Hosting is on in this run.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn device_id(&self) -> Option<&str> {
+        self.device_id.as_deref().ok()
+    }
+
+    /// The status now (a licence installed since start is `pending-restart`;
+    /// one that expired since start is `invalid`).
+    pub fn status(&self, now: DateTime<Utc>) -> LicenseStatus {
+        if self.public_key.is_none() {
+            return LicenseStatus::NotRequired;
+        }
+        match &self.device_id {
+            Ok(id) => status(
+                &self.state_dir,
+                self.public_key.as_deref(),
+                id,
+                self.enabled,
+                now,
+            ),
+            Err(e) => LicenseStatus::Invalid(LicenseError::Io(e.clone())),
+        }
+    }
+
+    /// Verifies and stores a licence (RPC `install-license`).
+    pub fn install(&self, content: &str, now: DateTime<Utc>) -> Result<License, LicenseError> {
+        let id = self
+            .device_id
+            .as_deref()
+            .map_err(|e| LicenseError::Io(e.clone()))?;
+        install(
+            &self.state_dir,
+            content,
+            self.public_key.as_deref(),
+            id,
+            now,
+        )
+    }
+
+    /// `/app-hosting-license:license` (state data).
+    pub fn state_tree(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<yang2::data::DataTree<'static>, crate::error::RpcError> {
+        use crate::error::RpcError;
+        let st = self.status(now);
+        let mut tree = yang2::data::DataTree::new(crate::schema::context());
+        let mut set = |leaf: &str, v: &str| {
+            tree.new_path(
+                &format!("/app-hosting-license:license/{leaf}"),
+                Some(v),
+                false,
+            )
+            .map(|_| ())
+            .map_err(|e| RpcError::from_yang(&e))
+        };
+        set("status", st.as_str())?;
+        set("enabled", if self.enabled { "true" } else { "false" })?;
+        if let Ok(id) = &self.device_id {
+            set("device-id", id)?;
+        }
+        match &st {
+            LicenseStatus::Valid(l) | LicenseStatus::PendingRestart(l) => {
+                set("expires", &rfc3339(&l.expires))?;
+            }
+            LicenseStatus::Invalid(e) => set("reason", &e.to_string())?,
+            LicenseStatus::NotRequired | LicenseStatus::Missing => {}
+        }
+        Ok(tree)
+    }
+}
+
 // ===== rpc-errors =====
 
 impl LicenseError {

@@ -1,9 +1,10 @@
 //! `apphostd --config FILE`: the NETCONF agent daemon.
+//! `apphostd image convert IN OUT`: offline OCI/docker archive → SquashFS.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use apphost::config::Config;
@@ -18,10 +19,36 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, short = 'c', default_value = "/etc/apphostd.toml")]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Offline image tools (no agent is started).
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// Flattens an oci-archive or docker-archive (optionally gzipped) into a
+    /// SquashFS image OUT, with its image config beside it (OUT's extension
+    /// replaced by .json).
+    Convert { input: PathBuf, output: PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Image {
+        command: ImageCommand::Convert { input, output },
+    }) = &args.command
+    {
+        return apphost::image::oci::convert_cli(input, output)
+            .with_context(|| format!("converting {}", input.display()));
+    }
     let config = Config::load(&args.config)?;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(config.log_level.as_deref().unwrap_or("info")))

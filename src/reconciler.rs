@@ -52,6 +52,31 @@ impl StateProvider for Apphost {
     }
 }
 
+/// The licence status (`/app-hosting-license:license`), served whether or
+/// not Application Hosting is on.
+impl StateProvider for crate::license::Licensing {
+    fn state(&self) -> Result<Option<DataTree<'static>>, RpcError> {
+        self.state_tree(chrono::Utc::now()).map(Some)
+    }
+}
+
+/// Several sources of state data, merged (the domain's and the licence's).
+pub struct States(pub Vec<Arc<dyn StateProvider>>);
+
+impl StateProvider for States {
+    fn state(&self) -> Result<Option<DataTree<'static>>, RpcError> {
+        let mut out: Option<DataTree<'static>> = None;
+        for p in &self.0 {
+            let Some(t) = p.state()? else { continue };
+            match &mut out {
+                None => out = Some(t),
+                Some(o) => o.merge(&t).map_err(|e| RpcError::from_yang(&e))?,
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl<T: Reconciler + ?Sized> Reconciler for Arc<T> {
     fn check(&self, new: &DataTree<'static>) -> Result<(), Vec<RpcError>> {
         (**self).check(new)

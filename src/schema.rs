@@ -5,6 +5,7 @@
 //! The context lives in a `static` because every `DataTree` borrows it.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use yang2::context::{Context, ContextFlags, EmbeddedModuleKey, EmbeddedModules};
@@ -15,6 +16,8 @@ pub const AH_NS: &str = "urn:apphost:yang:app-hosting";
 pub const AH_MODULE: &str = "app-hosting";
 /// Revision of our own module.
 pub const AH_REVISION: &str = "2026-12-03";
+/// Namespace of the licence status module (always served).
+pub const AH_LICENSE_NS: &str = "urn:apphost:yang:app-hosting-license";
 /// NETCONF base namespace.
 pub const NC_NS: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
 
@@ -66,6 +69,7 @@ const EMBEDDED: &[Embedded] = &[
     embed!("nc-notifications", "2008-07-14", true, &[]),
     embed!("ietf-netconf-notifications", "2012-02-06", true, &[]),
     embed!("app-hosting", "2026-12-03", true, &[]),
+    embed!("app-hosting-license", "2026-12-04", true, &[]),
 ];
 
 /// Extra YANG modules named by the agent configuration.
@@ -146,6 +150,50 @@ fn build(extra: &ExtraModules) -> Result<Context, SchemaError> {
             })?;
     }
     Ok(ctx)
+}
+
+// ===== the licence gate =====
+
+/// Whether Application Hosting is on (the licence check at start). While
+/// off, module app-hosting stays loaded (its `install-license` RPC must keep
+/// working, and stored configuration keeps validating) but is hidden from
+/// clients: not advertised, no schema, and requests naming its namespace get
+/// unknown-namespace.
+static APP_HOSTING_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the app-hosting module on or off for clients. The daemon calls it
+/// once at start, before the first session: the hello capabilities and the
+/// YANG library are built once and cached.
+pub fn set_app_hosting_enabled(on: bool) {
+    APP_HOSTING_ENABLED.store(on, Ordering::Relaxed);
+}
+
+pub fn app_hosting_enabled() -> bool {
+    APP_HOSTING_ENABLED.load(Ordering::Relaxed)
+}
+
+/// True for a module that exists in the context but is hidden from clients.
+pub fn is_hidden_module(name: &str) -> bool {
+    name == AH_MODULE && !app_hosting_enabled()
+}
+
+/// True for the namespace of a hidden module.
+pub fn is_hidden_ns(ns: &str) -> bool {
+    ns == AH_NS && !app_hosting_enabled()
+}
+
+/// The error for a request naming a hidden module's namespace: the same
+/// unknown-namespace as for a module we do not have, with a hint for the
+/// operator.
+pub fn hidden_ns_error(ns: &str, element: &str) -> crate::error::RpcError {
+    use crate::error::{ErrorTag, ErrorType, RpcError};
+    RpcError::new(ErrorType::Protocol, ErrorTag::UnknownNamespace)
+        .with_message(format!(
+            "unknown namespace {ns}: Application Hosting is not enabled \
+             (no valid licence at start; install-license, then restart the agent)"
+        ))
+        .with_info("bad-element", element)
+        .with_info("bad-namespace", ns)
 }
 
 /// Text of an embedded module (for `get-schema` and the yang-library).

@@ -106,6 +106,40 @@ fn docker_archive_is_flattened() {
     );
 }
 
+/// The offline CLI: `apphostd image convert IN OUT` (no config, no agent).
+#[test]
+fn apphostd_image_convert_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    std::fs::write(&archive, oci_archive(false)).unwrap();
+    let img = dir.path().join("out.img");
+    let out = Command::new(env!("CARGO_BIN_EXE_apphostd"))
+        .args(["image", "convert"])
+        .arg(&archive)
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("out.img") && stdout.contains("Entrypoint"),
+        "{stdout}"
+    );
+    check_flattened(&img);
+    // Not an archive: a failure exit naming the input.
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"junk").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_apphostd"))
+        .args(["image", "convert"])
+        .arg(&junk)
+        .arg(dir.path().join("junk.img"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.tar"));
+    assert!(!dir.path().join("junk.img").exists());
+}
+
 #[test]
 fn oci_archive_is_flattened() {
     let dir = tempfile::tempdir().unwrap();

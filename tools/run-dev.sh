@@ -19,6 +19,21 @@ cargo build --release
 
 CONFIG=dev/apphostd.toml
 mkdir -p dev/media/external/app/images
+# A demo image (busybox, /sbin/init prints its environment and a heartbeat).
+if [ ! -f dev/media/external/app/images/busybox-a.img ]; then
+  ./tools/build-test-image.sh dev/media/external/app/images/busybox-a.img A >/dev/null
+  ./tools/build-test-image.sh dev/media/external/app/images/busybox-b.img B >/dev/null
+  echo "built demo images dev/media/external/app/images/busybox-{a,b}.img"
+fi
+# crun (the default runtime) refuses a cgroup v1 "hybrid" host unless its
+# leftover cgroup2 controllers are mounted as v1 hierarchies; runc does not
+# care. Containers need root either way.
+RUNTIME=/usr/bin/crun
+if [ "$(id -u)" -eq 0 ]; then
+  ./tools/hybrid-cgroup.sh apply >/dev/null || RUNTIME=/usr/sbin/runc
+else
+  echo "note: not root: apphostd serves its datastores but cannot run containers" >&2
+fi
 if [ ! -f "$CONFIG" ]; then
   # Written once: edit it freely afterwards (format: docs/configuration.md).
   cat > "$CONFIG" <<TOML
@@ -37,6 +52,11 @@ groups = ["admin"]
 
 [media]
 external = "$ROOT/dev/media/external"
+
+[runtime]
+binary = "$RUNTIME"
+root = "/run/apphost-dev/crun"
+cgroup = "apphost-dev"
 TOML
   echo "wrote $CONFIG"
 fi

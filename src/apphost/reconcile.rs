@@ -460,6 +460,18 @@ impl Apphost {
             .map_err(|e| RpcError::app(ErrorTag::OperationFailed, e.to_string()))
     }
 
+    /// The mount point of the storage media (`/app-hosting/storage/media`):
+    /// `import-image` creates the storage path below it, never the media
+    /// itself (an unmounted USB stick must not become a directory on the
+    /// root filesystem).
+    pub fn storage_media_root(&self) -> Result<PathBuf, RpcError> {
+        let images = lock(&self.inner.images);
+        images
+            .media_root(&images.storage().media)
+            .map(Path::to_path_buf)
+            .map_err(|e| RpcError::app(ErrorTag::OperationFailed, e.to_string()))
+    }
+
     /// Apps whose container runs (or is being started/stopped) from the
     /// image file `name`: `delete-image` must refuse those.
     pub fn apps_using_image(&self, name: &str) -> Vec<String> {

@@ -242,6 +242,14 @@ impl Walk {
     ) -> Step {
         let name = x.tag_name().name();
         let ns = x.tag_name().namespace().unwrap_or("");
+        if crate::schema::is_hidden_ns(ns) {
+            // The licence gate: the module is loaded but not ours to edit.
+            let mut e = crate::schema::hidden_ns_error(ns, name);
+            if !ppath.is_empty() {
+                e = e.with_path(ppath);
+            }
+            return self.fail(e);
+        }
         let Some(module) = self.ctx.get_module_implemented_ns(ns) else {
             let mut e = RpcError::app(
                 ErrorTag::UnknownNamespace,

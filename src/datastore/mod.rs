@@ -7,6 +7,8 @@ pub mod confirmed;
 pub mod edit;
 pub mod persist;
 
+use std::sync::Arc;
+
 use yang2::data::{DataTree, DataValidationFlags};
 
 use crate::error::{ErrorTag, RpcError};
@@ -71,10 +73,11 @@ pub enum ConfigSource<'a> {
     Inline(&'a DataTree<'static>),
 }
 
-/// A change of running, handed to the reconciler.
+/// A change of running, handed to the reconciler. The trees are shared
+/// with the datastores (never mutated in place), so a commit costs no copy.
 pub struct Commit {
-    pub old: DataTree<'static>,
-    pub new: DataTree<'static>,
+    pub old: Arc<DataTree<'static>>,
+    pub new: Arc<DataTree<'static>>,
 }
 
 impl std::fmt::Debug for Commit {
@@ -100,10 +103,15 @@ pub struct EditOutcome {
 pub type Saver = Box<dyn FnMut(DsName, &DataTree<'static>) -> Result<(), String> + Send>;
 
 /// The three configuration datastores. Owned by one mutex in the server.
+///
+/// Trees are never changed in place once installed: every change builds a
+/// new tree and swaps it in. So they are shared (`Arc`): candidate is the
+/// same tree as running until it is edited, and a [`Commit`] hands both
+/// trees to the reconciler without copying them.
 pub struct Datastores {
-    running: DataTree<'static>,
-    candidate: DataTree<'static>,
-    startup: DataTree<'static>,
+    running: Arc<DataTree<'static>>,
+    candidate: Arc<DataTree<'static>>,
+    startup: Arc<DataTree<'static>>,
     /// Candidate differs from running (RFC 6241 §8.3.5.2: a lock on
     /// candidate is refused while it holds changes).
     candidate_modified: bool,
@@ -117,11 +125,11 @@ impl Datastores {
     }
     /// Running and startup as loaded from disk; candidate a copy of running.
     pub fn from_trees(running: DataTree<'static>, startup: DataTree<'static>) -> Self {
-        let candidate = dup(&running);
+        let running = Arc::new(running);
         Datastores {
+            candidate: running.clone(),
             running,
-            candidate,
-            startup,
+            startup: Arc::new(startup),
             candidate_modified: false,
             saver: None,
         }
@@ -192,7 +200,7 @@ impl Datastores {
         }
         match target {
             DsName::Candidate => {
-                self.candidate = work;
+                self.candidate = Arc::new(work);
                 self.candidate_modified = true;
                 out.changes = changes;
             }
@@ -201,7 +209,7 @@ impl Datastores {
                     out.errors.push(validation_error(&e));
                     return out;
                 }
-                match self.install(target, work) {
+                match self.install(target, Arc::new(work)) {
                     Ok(commit) => {
                         out.commit = commit;
                         out.changes = changes;
@@ -219,7 +227,7 @@ impl Datastores {
     fn install(
         &mut self,
         target: DsName,
-        tree: DataTree<'static>,
+        tree: Arc<DataTree<'static>>,
     ) -> Result<Option<Commit>, RpcError> {
         let slot = match target {
             DsName::Running => &mut self.running,
@@ -251,13 +259,12 @@ impl Datastores {
             return Ok(None);
         }
         if !self.candidate_modified {
-            self.candidate = dup(&self.running);
+            self.candidate = self.running.clone();
         }
-        let new = self
-            .running
-            .duplicate()
-            .map_err(|e| RpcError::from_yang(&e))?;
-        Ok(Some(Commit { old, new }))
+        Ok(Some(Commit {
+            old,
+            new: self.running.clone(),
+        }))
     }
 
     /// A validated copy of a source.
@@ -297,7 +304,7 @@ impl Datastores {
         } else {
             self.validated(&source)?
         };
-        self.install(target, tree).map_err(|e| vec![e])
+        self.install(target, Arc::new(tree)).map_err(|e| vec![e])
     }
 
     /// delete-config (RFC 6241 §7.4). Startup becomes empty. Running cannot
@@ -309,7 +316,7 @@ impl Datastores {
         match target {
             DsName::Startup => {
                 let empty = DataTree::new(crate::schema::context());
-                self.install(DsName::Startup, empty).map(|_| ())
+                self.install(DsName::Startup, Arc::new(empty)).map(|_| ())
             }
             DsName::Running => Err(RpcError::protocol(
                 ErrorTag::OperationNotSupported,
@@ -333,18 +340,44 @@ impl Datastores {
             // Candidate mirrors running: nothing to commit.
             return Ok(None);
         }
-        let tree = self.validated(&ConfigSource::Datastore(DsName::Candidate))?;
-        // Still marked modified during the install, so the candidate (which
-        // holds this very content) is not copied again from running.
-        let commit = self.install(DsName::Running, tree).map_err(|e| vec![e])?;
+        // Validated in place when nobody else holds candidate (the usual
+        // case after an edit): no copy of the whole configuration. What
+        // validation adds (default nodes) is harmless if it then fails.
+        let shared = std::mem::replace(&mut self.candidate, self.running.clone());
+        let mut tree = Arc::try_unwrap(shared).unwrap_or_else(|shared| dup(&shared));
+        if let Err(e) = tree.validate(DataValidationFlags::NO_STATE) {
+            self.candidate = Arc::new(tree);
+            return Err(vec![validation_error(&e)]);
+        }
+        let tree = Arc::new(tree);
+        let commit = match self.install(DsName::Running, tree.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                // Saving failed and running is unchanged; the candidate's
+                // content stays for the client to retry.
+                self.candidate = tree;
+                return Err(vec![e]);
+            }
+        };
+        // Candidate mirrors the new running: the very same tree.
+        self.candidate = self.running.clone();
         self.candidate_modified = false;
         Ok(commit)
     }
 
     /// discard-changes (RFC 6241 §8.3.4.2).
     pub fn discard_changes(&mut self) {
-        self.candidate = dup(&self.running);
+        self.candidate = self.running.clone();
         self.candidate_modified = false;
+    }
+
+    /// Puts back a running tree taken from a [`Commit`] (it was valid when
+    /// it was running), e.g. when the reconciler refused its successor.
+    pub fn restore_running(
+        &mut self,
+        old: Arc<DataTree<'static>>,
+    ) -> Result<Option<Commit>, Vec<RpcError>> {
+        self.install(DsName::Running, old).map_err(|e| vec![e])
     }
 
     /// Replaces running wholesale (confirmed-commit rollback, restore).
@@ -354,7 +387,8 @@ impl Datastores {
     ) -> Result<Option<Commit>, Vec<RpcError>> {
         tree.validate(DataValidationFlags::NO_STATE)
             .map_err(|e| vec![validation_error(&e)])?;
-        self.install(DsName::Running, tree).map_err(|e| vec![e])
+        self.install(DsName::Running, Arc::new(tree))
+            .map_err(|e| vec![e])
     }
 }
 

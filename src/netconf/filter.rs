@@ -649,6 +649,81 @@ fn translate_identity_literal(literal: &str, namespaces: &[(String, String)]) ->
     }
 }
 
+// ===== the licence gate =====
+
+/// Refuses a filter that names a module hidden by the licence gate
+/// ([`crate::schema::is_hidden_ns`]) with unknown-namespace.
+pub fn check_hidden(filter: &Filter) -> Result<(), RpcError> {
+    if crate::schema::app_hosting_enabled() {
+        return Ok(());
+    }
+    match filter {
+        Filter::Subtree(f) => {
+            fn walk(nodes: &[FilterNode]) -> Result<(), RpcError> {
+                for n in nodes {
+                    if let Some(ns) = n.namespace.as_deref() {
+                        if crate::schema::is_hidden_ns(ns) {
+                            return Err(crate::schema::hidden_ns_error(ns, &n.name));
+                        }
+                    }
+                    walk(&n.children)?;
+                }
+                Ok(())
+            }
+            walk(&f.nodes)
+        }
+        Filter::XPath { select, namespaces } => {
+            let hidden = crate::schema::AH_NS;
+            // Prefixes bound to the hidden namespace, and the module name
+            // itself (libyang-style paths).
+            let mut prefixes: Vec<&str> = namespaces
+                .iter()
+                .filter(|(_, u)| crate::schema::is_hidden_ns(u))
+                .map(|(p, _)| p.as_str())
+                .collect();
+            prefixes.push(crate::schema::AH_MODULE);
+            let chars: Vec<char> = select.chars().collect();
+            for p in prefixes {
+                let needle: Vec<char> = p.chars().chain([':']).collect();
+                let found = chars.windows(needle.len()).enumerate().any(|(i, w)| {
+                    w == needle.as_slice()
+                        && (i == 0 || !is_name_char(chars[i - 1]))
+                        && chars.get(i + needle.len()) != Some(&':')
+                });
+                if found {
+                    return Err(crate::schema::hidden_ns_error(hidden, "filter"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `tree` without the top-level nodes of modules hidden by the licence
+/// gate; `None` when it has none (the common case: no copy).
+pub fn without_hidden(tree: &DataTree<'static>) -> Result<Option<DataTree<'static>>, RpcError> {
+    if crate::schema::app_hosting_enabled() {
+        return Ok(None);
+    }
+    let top: Vec<DataNodeRef<'_, 'static>> = tree
+        .reference()
+        .iter()
+        .flat_map(|r| r.inclusive_siblings())
+        .collect();
+    let hidden =
+        |n: &DataNodeRef<'_, 'static>| crate::schema::is_hidden_module(n.schema().module().name());
+    if !top.iter().any(hidden) {
+        return Ok(None);
+    }
+    let yerr = |e: yang2::Error| RpcError::from_yang(&e);
+    let mut out = DataTree::new(context());
+    for n in top.iter().filter(|n| !hidden(n)) {
+        out.merge(&n.duplicate(false).map_err(yerr)?)
+            .map_err(yerr)?;
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

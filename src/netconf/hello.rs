@@ -46,7 +46,7 @@ fn module_capabilities() -> Vec<String> {
     let ctx = crate::schema::context();
     let mut caps = Vec::new();
     for m in ctx.modules(false) {
-        if !m.is_implemented() {
+        if !m.is_implemented() || crate::schema::is_hidden_module(m.name()) {
             continue;
         }
         let raw = m.as_raw();

@@ -204,6 +204,9 @@ struct SchemaEntry {
 fn schemas() -> Vec<SchemaEntry> {
     let mut out = Vec::new();
     for m in context().modules(false) {
+        if crate::schema::is_hidden_module(m.name()) {
+            continue;
+        }
         let namespace = m.namespace().to_owned();
         out.push(SchemaEntry {
             identifier: m.name().to_owned(),
@@ -291,7 +294,7 @@ pub fn get_schema(
     let ctx = context();
     let modules: Vec<SchemaModule<'_>> = ctx
         .modules(false)
-        .filter(|m| m.name() == identifier)
+        .filter(|m| m.name() == identifier && !crate::schema::is_hidden_module(m.name()))
         .filter(|m| version.is_none() || m.revision() == version)
         .collect();
     if modules.len() > 1 {

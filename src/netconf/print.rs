@@ -148,11 +148,22 @@ pub fn reply_data(
     filter: Option<&Filter>,
     wd: WithDefaults,
 ) -> Result<String, RpcError> {
-    match (filter, wd.needs_implicit()) {
-        (None, false) => print_data(tree, wd),
-        (filter, false) => print_data(&apply(tree, filter)?, wd),
-        (None, true) => print_data(&complete_defaults(tree)?, wd),
-        (filter, true) => print_data(&apply(&complete_defaults(tree)?, filter)?, wd),
+    // The licence gate: a hidden module's data is neither selectable nor
+    // shown (configuration stored while it was licensed stays stored).
+    if let Some(f) = filter {
+        crate::netconf::filter::check_hidden(f)?;
+    }
+    let completed = if wd.needs_implicit() {
+        Some(complete_defaults(tree)?)
+    } else {
+        None
+    };
+    let tree = completed.as_ref().unwrap_or(tree);
+    let visible = crate::netconf::filter::without_hidden(tree)?;
+    let tree = visible.as_ref().unwrap_or(tree);
+    match filter {
+        None => print_data(tree, wd),
+        filter => print_data(&apply(tree, filter)?, wd),
     }
 }
 

@@ -29,6 +29,7 @@ const DATASTORES: &[&str] = &["running", "candidate", "startup", "operational"];
 pub fn content_id() -> String {
     let mut lines: Vec<String> = context()
         .modules(false)
+        .filter(|m| !crate::schema::is_hidden_module(m.name()))
         .map(|m| {
             let mut features = Vec::new();
             // SAFETY: every module of the context has a parsed form with a
@@ -118,7 +119,33 @@ pub fn state() -> Result<DataTree<'static>, RpcError> {
             .map_err(|e| RpcError::from_yang(&e))?;
     }
     drop_file_locations(&mut tree)?;
+    drop_hidden_modules(&mut tree)?;
     Ok(tree)
+}
+
+/// Removes the entries of modules hidden by the licence gate
+/// ([`crate::schema::is_hidden_module`]) from both module lists.
+fn drop_hidden_modules(tree: &mut DataTree<'static>) -> Result<(), RpcError> {
+    if crate::schema::app_hosting_enabled() {
+        return Ok(());
+    }
+    let name = crate::schema::AH_MODULE;
+    let paths = [
+        format!("/ietf-yang-library:modules-state/module[name='{name}']"),
+        format!("/ietf-yang-library:yang-library/module-set/module[name='{name}']"),
+        format!("/ietf-yang-library:yang-library/module-set/import-only-module[name='{name}']"),
+    ];
+    let mut doomed = Vec::new();
+    for p in &paths {
+        let set = tree.find_xpath(p).map_err(|e| RpcError::from_yang(&e))?;
+        doomed.extend(set.map(|n| n.as_raw()));
+    }
+    for raw in doomed {
+        // SAFETY: each pointer is a distinct list entry below a top-level
+        // container of `tree` (never a top-level node), freed once.
+        unsafe { ffi::lyd_free_tree(raw) };
+    }
+    Ok(())
 }
 
 /// Removes `schema` (RFC 7895) and `location` (RFC 8525) leaves holding

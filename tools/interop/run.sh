@@ -164,7 +164,7 @@ step() {
 # ----- 1. Python clients: ncclient, scrapli, netconf-console2 -----
 run_pytest() {
   (cd "$here" && python -m pytest -q -rsx -p no:cacheprovider \
-    test_ncclient.py test_scrapli.py test_netconf_console.py "$@")
+    test_ncclient.py test_scrapli.py test_netconf_console.py test_images.py "$@")
 }
 
 # ----- 2. Ansible, twice: the second run must change nothing -----
@@ -241,7 +241,7 @@ EOF
   return $ok
 }
 
-step "pytest (ncclient, scrapli, netconf-console2)" run_pytest "$@"
+step "pytest (ncclient, scrapli, netconf-console2, images)" run_pytest "$@"
 step "ansible (netconf_config/netconf_get/netconf_rpc, twice)" run_ansible
 step "yangcli (connect, get-config, merge, commit)" run_yangcli
 

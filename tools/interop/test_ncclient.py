@@ -5,6 +5,7 @@ requests automation really sends.
 """
 
 import socket
+import time
 
 import pytest
 from lxml import etree
@@ -381,3 +382,37 @@ def test_yang_library_modules_state(m):
     assert ah.findtext(f"{{{YL_NS}}}revision") == "2026-12-03"
     assert ah.findtext(f"{{{YL_NS}}}namespace") == AH_NS
     assert ah.findtext(f"{{{YL_NS}}}conformance-type") == "implement"
+
+
+# ===== confirmed commit =====
+
+
+def test_confirmed_commit_times_out(m):
+    require_cap(m, ":confirmed-commit:1.1")
+    m.edit_config(target="candidate", config=ah_config("<cpu>31</cpu>"))
+    m.commit()
+    m.edit_config(target="candidate", config=ah_config("<cpu>44</cpu>"))
+    m.commit(confirmed=True, timeout="1")
+    assert cpu_of(m, "running") == ["44"]
+    assert wait_until(lambda: cpu_of(m, "running") == ["31"], timeout=5)
+
+
+def test_confirmed_commit_confirmed_and_cancelled(m):
+    require_cap(m, ":confirmed-commit:1.1")
+    m.edit_config(target="candidate", config=ah_config("<cpu>32</cpu>"))
+    m.commit()
+    m.edit_config(target="candidate", config=ah_config("<cpu>45</cpu>"))
+    m.commit(confirmed=True, timeout="2")
+    m.commit()
+    time.sleep(2.5)
+    assert cpu_of(m, "running") == ["45"]
+    # persist: another session cancels with the token.
+    m.edit_config(target="candidate", config=ah_config("<cpu>46</cpu>"))
+    m.commit(confirmed=True, persist="interop-tok")
+    other = connect()
+    try:
+        assert cpu_of(other, "running") == ["46"]
+        other.cancel_commit(persist_id="interop-tok")
+        assert cpu_of(other, "running") == ["45"]
+    finally:
+        other.close_session()

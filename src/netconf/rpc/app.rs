@@ -1,15 +1,18 @@
-//! The app-hosting RPCs (start, stop, restart, set-label, remove-label,
-//! reload, show-log), handed to the domain ([`Apphost`]).
-//! import-image, delete-image, install-license and attach are not handled
-//! here (operation-not-supported).
+//! The app-hosting RPCs: [`AppRpcs`] hands start, stop, restart, set-label,
+//! remove-label, reload and show-log to the domain ([`Apphost`]);
+//! [`AppHostingRpcs`] is the whole module behind the licence gate, adding
+//! import-image, delete-image and install-license (one file each).
 
 use std::sync::Arc;
 
 use roxmltree::Node;
 
-use super::{bad, child, missing, Response, RpcCtx, YangRpcs};
+use super::import_image::Publish;
+use super::{bad, child, delete_image, import_image, install_license, missing};
+use super::{Response, RpcCtx, YangRpcs};
 use crate::apphost::Apphost;
 use crate::error::RpcError;
+use crate::license::Licensing;
 use crate::netconf::reply::escape_text;
 use crate::schema::AH_NS;
 
@@ -68,6 +71,63 @@ impl YangRpcs for AppRpcs {
             _ => return None,
         };
         Some(r.unwrap_or_else(Response::from))
+    }
+}
+
+/// Every RPC of module app-hosting. While Application Hosting is off (no
+/// valid licence at start: `apphost` is `None`) only `install-license` is
+/// served; the rest get unknown-namespace, as the module is hidden.
+pub struct AppHostingRpcs {
+    apps: Option<AppRpcs>,
+    licensing: Arc<Licensing>,
+    publish: Publish,
+}
+
+impl AppHostingRpcs {
+    /// `publish` receives the image notifications.
+    pub fn new(
+        apphost: Option<Arc<Apphost>>,
+        licensing: Arc<Licensing>,
+        publish: Publish,
+    ) -> AppHostingRpcs {
+        AppHostingRpcs {
+            apps: apphost.map(AppRpcs),
+            licensing,
+            publish,
+        }
+    }
+}
+
+impl YangRpcs for AppHostingRpcs {
+    fn call(&self, ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Option<Response> {
+        if op.tag_name().namespace() != Some(AH_NS) {
+            return None;
+        }
+        let name = op.tag_name().name();
+        if name == "install-license" {
+            return Some(install_license::handle(&self.licensing, op));
+        }
+        let Some(apps) = &self.apps else {
+            if !crate::schema::app_hosting_enabled() {
+                return Some(crate::schema::hidden_ns_error(AH_NS, name).into());
+            }
+            // Licensed, but the domain could not start (no root, no
+            // runtime): the daemon logged why.
+            return Some(
+                RpcError::app(
+                    crate::error::ErrorTag::OperationFailed,
+                    format!(
+                        "{name}: application hosting is unavailable on this agent (see its log)"
+                    ),
+                )
+                .into(),
+            );
+        };
+        match name {
+            "import-image" => Some(import_image::handle(&apps.0, &self.publish, op)),
+            "delete-image" => Some(delete_image::handle(&apps.0, op)),
+            _ => apps.call(ctx, op),
+        }
     }
 }
 

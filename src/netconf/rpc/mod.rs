@@ -7,6 +7,7 @@ pub mod close_session;
 pub mod commit;
 pub mod copy_config;
 pub mod delete_config;
+pub mod delete_image;
 pub mod discard_changes;
 pub mod edit_config;
 pub mod edit_data;
@@ -14,6 +15,8 @@ pub mod get;
 pub mod get_config;
 pub mod get_data;
 pub mod get_schema;
+pub mod import_image;
+pub mod install_license;
 pub mod kill_session;
 pub mod lock;
 pub mod unlock;
@@ -210,6 +213,9 @@ fn dispatch(ctx: &RpcCtx<'_>, rpc: Node<'_, '_>) -> Response {
 
 fn unsupported(ns: &str, name: &str) -> Response {
     let ctx = crate::schema::context();
+    if crate::schema::is_hidden_ns(ns) {
+        return crate::schema::hidden_ns_error(ns, name).into();
+    }
     if ns != NC_NS && ctx.get_module_implemented_ns(ns).is_none() {
         return RpcError::new(ErrorType::Protocol, ErrorTag::UnknownNamespace)
             .with_message(format!("no YANG module with namespace {ns}"))
@@ -258,7 +264,7 @@ pub fn vet_running(
         "new running refused by the reconciler check; undone"
     );
     let Commit { old, new } = c;
-    if let Err(e) = core.ds.replace_running(old) {
+    if let Err(e) = core.ds.restore_running(old) {
         tracing::error!(errors = ?e, "cannot restore the previous running configuration");
     }
     if from_candidate {
