@@ -96,7 +96,21 @@ pub fn parse_command(raw: &[u8]) -> Result<String, AttachError> {
     let text = String::from_utf8_lossy(raw);
     let mut words = text.split_whitespace();
     match (words.next(), words.next(), words.next()) {
-        (Some("attach"), Some(app), None) => Ok(app.to_string()),
+        (Some("attach"), Some(app), None) if is_app_name(app) => Ok(app.to_string()),
+        // Not an app name (typedef app-name), so not configured; echoed
+        // escaped, as below.
+        (Some("attach"), Some(app), None) => {
+            let app: String = app
+                .chars()
+                .take(64)
+                .collect::<String>()
+                .escape_default()
+                .to_string();
+            Err(AttachError::App {
+                message: format!("no app '{app}' is configured"),
+                app,
+            })
+        }
         (Some("attach"), _, _) => Err(AttachError::Usage),
         // Echoed back escaped: the client's terminal shows it, so no
         // control characters from the peer.
@@ -109,6 +123,15 @@ pub fn parse_command(raw: &[u8]) -> Result<String, AttachError> {
                 .to_string(),
         )),
     }
+}
+
+/// Whether `s` can be an app's name (typedef `app-name`:
+/// `[A-Za-z0-9][A-Za-z0-9_.-]*`, 1..64 characters).
+fn is_app_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// NACM for attach: may `principal` run the operation `app-hosting:attach`?
@@ -487,6 +510,16 @@ mod tests {
             parse_command(b"attach a b"),
             Err(AttachError::Usage)
         ));
+        assert_eq!(parse_command(b"attach a.b_c-9").unwrap(), "a.b_c-9");
+        let e = parse_command(b"attach x\x1b[2J").unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, AttachError::App { .. }), "{e:?}");
+        assert!(
+            text.contains("no app 'x\\u{1b}[2J' is configured"),
+            "{text}"
+        );
+        assert!(parse_command(b"attach -x").is_err());
+        assert!(parse_command(&[b"attach ".as_slice(), &[b'a'; 65]].concat()).is_err());
         let e = parse_command(b"rm -rf /\x1b[2J").unwrap_err();
         assert!(matches!(e, AttachError::UnknownCommand(_)));
         let text = e.to_string();

@@ -91,7 +91,8 @@ pub struct ConnHandler {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Terminals asked for (`pty-req`) on channels not yet given a command.
     ptys: HashMap<ChannelId, PtyRequest>,
-    /// Set once a `netconf` subsystem runs (ends the login grace period).
+    /// Set once a `netconf` subsystem or an attach runs (ends the login
+    /// grace period).
     pub started: Arc<AtomicBool>,
     /// Running NETCONF sessions on this connection.
     active: Arc<AtomicUsize>,
