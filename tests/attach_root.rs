@@ -68,7 +68,7 @@ impl Daemon {
             &cfg,
             format!(
                 "state-dir = \"{t}/state\"\nlog-level = \"info\"\n\
-                 [netconf]\nlisten = [\"127.0.0.1:{port}\"]\n\
+                 [netconf]\nlisten = [\"127.0.0.1:{port}\"]\nlogin-grace-time = 2\n\
                  [[user]]\nname = \"admin\"\npassword = \"admin\"\ngroups = [\"admin\"]\n\
                  authorized-keys = [\"{key}\"]\n\
                  [media]\nexternal = \"{t}/ext\"\n\
@@ -380,6 +380,8 @@ async fn attach_to_a_running_app_over_openssh() {
     // CR CR LF while runc has not yet cleared the container terminal's
     // ONLCR: its own race, invisible on a screen.)
     assert!(got.replace('\r', "").contains("term-xterm\n"), "{got:?}");
+    // Past the login grace time (2 s): an attached shell is a session.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     ch.window_change(120, 40, 0, 0).await.unwrap();
     ask_until(&mut ch, "stty size", "40 120", 100).await;
 

@@ -324,9 +324,6 @@ impl russh::server::Handler for ConnHandler {
         // Accepted in every case: a refusal is a line on stderr and exit
         // status 1, which ssh shows, rather than a bare channel failure.
         session.channel_success(channel_id)?;
-        // An attached shell is a session: the login grace timer must not
-        // end it.
-        self.started.store(true, Ordering::Relaxed);
         let tty = pty.is_some();
         let app = match attach::parse_command(data) {
             Ok(app) => app,
@@ -339,6 +336,7 @@ impl russh::server::Handler for ConnHandler {
         let principal = self.principal(&user);
         let agent = self.ctx.agent.clone();
         let apphost = self.ctx.apphost.clone();
+        let started = self.started.clone();
         let span = tracing::info_span!("attach", user = %user, app = %app, peer = ?self.peer, tty);
         let task = async move {
             // Blocking: NACM reads running, the app's state waits for the
@@ -352,7 +350,12 @@ impl russh::server::Handler for ConnHandler {
                 .await
             };
             match prepared {
-                Ok(Ok(cmd)) => attach::run(channel, cmd, pty).await,
+                Ok(Ok(cmd)) => {
+                    // An attached shell is a session: the login grace timer
+                    // must not end it (a refused attach does not count).
+                    started.store(true, Ordering::Relaxed);
+                    attach::run(channel, cmd, pty).await
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "attach refused");
                     attach::refuse(channel, e, tty).await;
