@@ -698,7 +698,23 @@ impl Inner {
                 exits.insert(name.clone(), how);
             }
         }
-        let containers = match self.os.runtime.list() {
+        // Every container of ours has its directory (the start record is
+        // written before anything else): with none and no pid known there
+        // is nothing to list, which spares an idle agent a runtime process
+        // every tick.
+        let dirs: BTreeSet<String> = fs::read_dir(self.cfg.state_dir.join("apps"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let listed = if dirs.is_empty() && core.pids.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.os.runtime.list()
+        };
+        let containers = match listed {
             Ok(l) => l,
             Err(e) => {
                 // Without a list nothing can be planned safely.
@@ -721,12 +737,7 @@ impl Inner {
             }
         };
         let mut names: BTreeSet<String> = containers.iter().map(|c| c.id.clone()).collect();
-        if let Ok(rd) = fs::read_dir(self.cfg.state_dir.join("apps")) {
-            names.extend(
-                rd.flatten()
-                    .filter_map(|e| e.file_name().into_string().ok()),
-            );
-        }
+        names.extend(dirs);
         names.extend(core.pids.keys().cloned());
         let mut out = BTreeMap::new();
         for name in names {
