@@ -143,6 +143,7 @@ pub async fn serve(
         agent,
         users: Users::from_config(&config.users),
         shutdown: shutdown_tx,
+        apphost,
     });
     let listeners = server::bind(&config.netconf.listen).await?;
     let opts = ServerOptions {

@@ -56,7 +56,8 @@ fi
 
 if [ -f tools/interop/run.sh ]; then
   step "interop suite (tools/interop/run.sh)"
-  bash tools/interop/run.sh
+  # The binary cargo test just built, never a stale release build.
+  APPHOSTD="$PWD/target/debug/apphostd" bash tools/interop/run.sh
 fi
 
 step "all checks passed"

@@ -419,19 +419,37 @@ impl Apphost {
         })
     }
 
-    /// The command for `attach APP`: the app's shell inside its container.
-    pub fn attach_command(&self, app: &str, tty: bool) -> Result<std::process::Command, RpcError> {
+    /// The command for `attach APP`: the app's shell inside its container,
+    /// on a terminal of type `term` when given (`TERM` in the container;
+    /// an empty type is not set), else on plain stdio.
+    pub fn attach_command(
+        &self,
+        app: &str,
+        term: Option<&str>,
+    ) -> Result<std::process::Command, RpcError> {
         let shell = match lock(&self.inner.snapshot).apps.get(app) {
             Some(a) => a.shell.clone(),
             None => return Err(unknown_app("attach", app)),
         };
-        if self.inner.state(app).map(|s| s.status) != Some(Status::Running) {
+        let status = self.inner.state(app).map(|s| s.status);
+        if status != Some(Status::Running) {
+            // The status tells the user what to do (start it, fix the image).
+            let status = status.unwrap_or(Status::Stopped).as_str();
             return Err(RpcError::app(
                 ErrorTag::OperationFailed,
-                format!("app '{app}' is not running"),
+                format!("app '{app}' is not running (status {status})"),
             ));
         }
-        Ok(self.inner.os.runtime.exec_command(app, tty, &[shell]))
+        let env: Vec<(String, String)> = term
+            .filter(|t| !t.is_empty())
+            .map(|t| ("TERM".to_string(), t.to_string()))
+            .into_iter()
+            .collect();
+        Ok(self
+            .inner
+            .os
+            .runtime
+            .exec_command_env(app, term.is_some(), &env, &[shell]))
     }
 
     /// The directory images are stored in (`<media>/<storage path>` of the

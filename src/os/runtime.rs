@@ -256,10 +256,24 @@ impl Runtime for OciRuntime {
     }
 
     fn exec_command(&self, id: &str, tty: bool, argv: &[String]) -> Command {
+        self.exec_command_env(id, tty, &[], argv)
+    }
+
+    fn exec_command_env(
+        &self,
+        id: &str,
+        tty: bool,
+        env: &[(String, String)],
+        argv: &[String],
+    ) -> Command {
         let mut c = self.cmd();
         c.arg("exec");
         if tty {
             c.arg("--tty");
+        }
+        // crun and runc both take `--env K=V` for exec.
+        for (k, v) in env {
+            c.arg("--env").arg(format!("{k}={v}"));
         }
         c.arg(id).args(argv);
         c
@@ -336,6 +350,29 @@ mod tests {
         assert_eq!(
             args,
             ["--root", "/run/r", "exec", "--tty", "web", "/bin/sh"]
+        );
+        let c = rt.exec_command_env(
+            "web",
+            true,
+            &[("TERM".into(), "xterm".into())],
+            &["sh".into()],
+        );
+        let args: Vec<_> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "--root",
+                "/run/r",
+                "exec",
+                "--tty",
+                "--env",
+                "TERM=xterm",
+                "web",
+                "sh"
+            ]
         );
     }
 }

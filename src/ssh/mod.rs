@@ -1,7 +1,9 @@
-//! The SSH side (RFC 6242): authentication, the `netconf` subsystem and
-//! nothing else. Each accepted `netconf` channel becomes a NETCONF session
-//! task reading the channel as a byte stream.
+//! The SSH side (RFC 6242): authentication, the `netconf` subsystem and the
+//! `attach APP` exec request. Each accepted `netconf` channel becomes a
+//! NETCONF session task reading the channel as a byte stream; each `attach`
+//! channel a task proxying a shell in the app's container ([`attach`]).
 
+pub mod attach;
 pub mod auth;
 pub mod hostkey;
 
@@ -20,7 +22,10 @@ use russh::server::{
 use russh::{Channel, ChannelId, Disconnect, MethodKind, MethodSet};
 use tokio::sync::broadcast;
 
+use crate::apphost::Apphost;
+use crate::nacm::Principal;
 use crate::netconf::agent::Agent;
+use attach::PtyRequest;
 use auth::Users;
 
 /// What every connection handler shares.
@@ -29,6 +34,9 @@ pub struct SshContext {
     pub users: Users,
     /// Sessions listen here for the daemon's shutdown.
     pub shutdown: broadcast::Sender<()>,
+    /// The app-hosting domain, for `attach APP`; `None` when it could not be
+    /// set up (attach then says so).
+    pub apphost: Option<Apphost>,
 }
 
 /// The russh server configuration for our use.
@@ -79,9 +87,12 @@ pub struct ConnHandler {
     ctx: Arc<SshContext>,
     peer: Option<SocketAddr>,
     user: Option<String>,
-    /// Session channels opened but not yet given a subsystem.
+    /// Session channels opened but not yet given a subsystem or command.
     channels: HashMap<ChannelId, Channel<Msg>>,
-    /// Set once a `netconf` subsystem runs (ends the login grace period).
+    /// Terminals asked for (`pty-req`) on channels not yet given a command.
+    ptys: HashMap<ChannelId, PtyRequest>,
+    /// Set once a `netconf` subsystem or an attach runs (ends the login
+    /// grace period).
     pub started: Arc<AtomicBool>,
     /// Running NETCONF sessions on this connection.
     active: Arc<AtomicUsize>,
@@ -94,22 +105,23 @@ impl ConnHandler {
             peer,
             user: None,
             channels: HashMap::new(),
+            ptys: HashMap::new(),
             started: Arc::new(AtomicBool::new(false)),
             active: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// The authenticated `user` with its configured groups, for access
-    /// control (NACM).
-    fn principal(&self, user: String) -> crate::nacm::Principal {
-        crate::nacm::Principal {
+    /// The authenticated user with the groups the agent config gives it,
+    /// as access control sees it.
+    fn principal(&self, user: &str) -> Principal {
+        Principal {
+            name: user.to_string(),
             groups: self
                 .ctx
                 .users
-                .get(&user)
+                .get(user)
                 .map(|u| u.groups.clone())
                 .unwrap_or_default(),
-            name: user,
         }
     }
 
@@ -225,7 +237,7 @@ impl russh::server::Handler for ConnHandler {
         session.channel_success(channel_id)?;
         self.started.store(true, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
-        let principal = self.principal(user);
+        let principal = self.principal(&user);
         let agent = self.ctx.agent.clone();
         let shutdown = self.ctx.shutdown.subscribe();
         let peer = self.peer;
@@ -249,24 +261,130 @@ impl russh::server::Handler for ConnHandler {
         Ok(())
     }
 
-    async fn exec_request(
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
         &mut self,
         channel: ChannelId,
-        _data: &[u8],
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.channels.remove(&channel);
-        session.channel_failure(channel)?;
+        if !self.channels.contains_key(&channel) {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        self.ptys.insert(
+            channel,
+            PtyRequest {
+                term: term.to_string(),
+                cols: col_width,
+                rows: row_height,
+                pix_width,
+                pix_height,
+            },
+        );
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Before the command runs, the size is remembered for the pty to
+        // come; afterwards the attach task sees the same request on its
+        // channel and resizes the pty itself.
+        if let Some(p) = self.ptys.get_mut(&channel) {
+            (p.cols, p.rows, p.pix_width, p.pix_height) =
+                (col_width, row_height, pix_width, pix_height);
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel_id: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let pty = self.ptys.remove(&channel_id);
+        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id))
+        else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        // Accepted in every case: a refusal is a line on stderr and exit
+        // status 1, which ssh shows, rather than a bare channel failure.
+        session.channel_success(channel_id)?;
+        let tty = pty.is_some();
+        let app = match attach::parse_command(data) {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::info!(peer = ?self.peer, user, error = %e, "exec request refused");
+                tokio::spawn(attach::refuse(channel, e, tty));
+                return Ok(());
+            }
+        };
+        let principal = self.principal(&user);
+        let agent = self.ctx.agent.clone();
+        let apphost = self.ctx.apphost.clone();
+        let started = self.started.clone();
+        let span = tracing::info_span!("attach", user = %user, app = %app, peer = ?self.peer, tty);
+        let task = async move {
+            // Blocking: NACM reads running, the app's state waits for the
+            // reconciler's table lock.
+            let prepared = {
+                let app = app.clone();
+                let term = pty.as_ref().map(|p| p.term.clone());
+                tokio::task::spawn_blocking(move || {
+                    attach::prepare(&agent, apphost.as_ref(), &principal, &app, term.as_deref())
+                })
+                .await
+            };
+            match prepared {
+                Ok(Ok(cmd)) => {
+                    // An attached shell is a session: the login grace timer
+                    // must not end it (a refused attach does not count).
+                    started.store(true, Ordering::Relaxed);
+                    attach::run(channel, cmd, pty).await
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "attach refused");
+                    attach::refuse(channel, e, tty).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "attach preparation panicked");
+                    let e = attach::AttachError::Io(std::io::Error::other("internal error"));
+                    attach::refuse(channel, e, tty).await;
+                }
+            }
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, span));
         Ok(())
     }
 
     async fn shell_request(
         &mut self,
-        channel: ChannelId,
+        channel_id: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.channels.remove(&channel);
-        session.channel_failure(channel)?;
+        let tty = self.ptys.remove(&channel_id).is_some();
+        let Some(channel) = self.channels.remove(&channel_id) else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        session.channel_success(channel_id)?;
+        tracing::info!(peer = ?self.peer, user = ?self.user, "shell request refused");
+        tokio::spawn(attach::refuse(channel, attach::AttachError::NoShell, tty));
         Ok(())
     }
 
@@ -276,6 +394,7 @@ impl russh::server::Handler for ConnHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
+        self.ptys.remove(&channel);
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use apphost::apphost::Apphost;
 use apphost::config::UserConfig;
 use apphost::datastore::Datastores;
 use apphost::netconf::agent::{Agent, Limits};
@@ -41,6 +42,8 @@ pub struct Options {
     pub max_sessions: usize,
     pub idle_timeout: Option<Duration>,
     pub reconciler: Arc<dyn Reconciler>,
+    /// The app-hosting domain `attach APP` reaches (none by default).
+    pub apphost: Option<Apphost>,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             max_sessions: 16,
             idle_timeout: None,
             reconciler: Arc::new(NoopReconciler),
+            apphost: None,
         }
     }
 }
@@ -89,6 +93,7 @@ impl TestAgent {
             agent: agent.clone(),
             users,
             shutdown,
+            apphost: opts.apphost,
         });
         let listeners = server::bind(&["127.0.0.1:0".parse().unwrap()])
             .await
