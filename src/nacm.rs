@@ -189,6 +189,22 @@ impl Nacm {
         self.enabled
     }
 
+    /// Whether `p` may do everything, so reads need not copy and filter the
+    /// tree and writes need no diff: NACM is off, or `p` is in `admin` and
+    /// no configured rule-list applies to it (the factory rule then permits
+    /// all).
+    pub fn unrestricted(&self, p: &Principal) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let groups = self.groups_of(p);
+        groups.iter().any(|g| g == ADMIN_GROUP)
+            && !self
+                .rule_lists
+                .iter()
+                .any(|rl| rl.groups.iter().any(|g| g == "*" || groups.contains(g)))
+    }
+
     /// Groups of `p`: NACM's own groups naming the user, plus the agent
     /// config's groups when external groups are enabled.
     pub fn groups_of(&self, p: &Principal) -> Vec<String> {
@@ -279,7 +295,7 @@ impl Nacm {
     /// Removes from `tree` every node `p` may not read (RFC 8341 §3.4.5:
     /// denied nodes are silently left out).
     pub fn filter_read(&self, p: &Principal, tree: &mut DataTree<'static>) {
-        if !self.enabled {
+        if self.unrestricted(p) {
             return;
         }
         let groups = self.groups_of(p);
@@ -327,7 +343,7 @@ impl Nacm {
         old: &DataTree<'static>,
         new: &DataTree<'static>,
     ) -> Result<(), RpcError> {
-        if !self.enabled {
+        if self.unrestricted(p) {
             return Ok(());
         }
         let groups = self.groups_of(p);
@@ -485,8 +501,14 @@ static FACTORY_ADMIN: std::sync::LazyLock<Rule> = std::sync::LazyLock::new(|| Ru
 });
 
 fn denied_rpc(module: &str, rpc: &str) -> RpcError {
-    RpcError::new(ErrorType::Protocol, ErrorTag::AccessDenied)
+    // RFC 8341 §3.4.4: access-denied, error-type application.
+    RpcError::new(ErrorType::Application, ErrorTag::AccessDenied)
         .with_message(format!("access denied: operation {module}:{rpc}"))
+}
+
+/// Whether `module` (implemented) defines the operation `rpc`.
+pub fn is_rpc(module: &str, rpc: &str) -> bool {
+    rpc_schema(module, rpc).is_some()
 }
 
 fn yang2_module(module: &str) -> Option<yang2::schema::SchemaModule<'static>> {
@@ -672,6 +694,37 @@ mod tests {
         let cfg = r#"<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><enable-nacm>false</enable-nacm></nacm>"#;
         let nacm = Nacm::from_running(&tree(cfg));
         assert!(nacm.check_rpc(&reader(), "app-hosting", "stop").is_ok());
+    }
+
+    #[test]
+    fn unrestricted_only_without_applicable_rules() {
+        let nacm = Nacm::default();
+        assert!(nacm.unrestricted(&admin()));
+        assert!(!nacm.unrestricted(&reader()));
+        // A rule-list for everyone applies to admin as well: admin reads
+        // must then be filtered like anybody's.
+        let cfg = r#"<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm">
+          <rule-list><name>all</name><group>*</group>
+            <rule><name>no-cpu</name><module-name>app-hosting</module-name>
+              <path xmlns:ah="urn:apphost:yang:app-hosting">/ah:app-hosting/ah:cpu</path>
+              <access-operations>read</access-operations><action>deny</action></rule>
+          </rule-list></nacm>"#;
+        let nacm = Nacm::from_running(&tree(cfg));
+        assert!(!nacm.unrestricted(&admin()));
+        let mut data = tree(AH);
+        nacm.filter_read(&admin(), &mut data);
+        let out = data
+            .print_string(
+                DataFormat::XML,
+                yang2::data::DataPrinterFlags::WITH_SIBLINGS,
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        assert!(!out.contains("<cpu>"), "{out}");
+        assert!(out.contains("<description>x</description>"), "{out}");
+        let off = r#"<nacm xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-acm"><enable-nacm>false</enable-nacm></nacm>"#;
+        assert!(Nacm::from_running(&tree(off)).unrestricted(&reader()));
     }
 
     #[test]

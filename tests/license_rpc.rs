@@ -135,7 +135,8 @@ fn setup() -> Setup {
              [netconf]\nlisten = [\"127.0.0.1:{port}\"]\n\
              [media]\nexternal = \"{dir}/ext\"\n\
              [runtime]\nroot = \"{dir}/runtime\"\ncgroup = \"{cgroup}\"\n\
-             [[user]]\nname = \"admin\"\npassword = \"admin\"\n",
+             [[user]]\nname = \"admin\"\npassword = \"admin\"\ngroups = [\"admin\"]\n\
+             [[user]]\nname = \"reader\"\npassword = \"reader\"\n",
             dir = d.display()
         ),
     )
@@ -308,8 +309,28 @@ async fn licence_gate_over_netconf() {
         .unwrap();
     assert_eq!(tags(&r).0, "unknown-namespace");
 
-    // --- bad licences: refused by kind, nothing stored ---
+    // --- install-license stays under access control while the rest of the
+    // module is hidden: a user outside group admin may not (NACM) ---
     let good = s.licence(&s.device, 365);
+    {
+        let mut rd = Client::connect(
+            s.port,
+            Login::Password("reader", "reader"),
+            &[BASE10, BASE11],
+        )
+        .await
+        .unwrap();
+        let r = rd.rpc(&install(&good)).await.unwrap();
+        assert_eq!(tags(&r).0, "access-denied", "{r}");
+        let r = rd
+            .rpc(&format!("<start xmlns=\"{AH}\"><app>web</app></start>"))
+            .await
+            .unwrap();
+        assert_eq!(tags(&r).0, "unknown-namespace", "{r}");
+        rd.disconnect().await;
+    }
+
+    // --- bad licences: refused by kind, nothing stored ---
     let mut forged = good.clone();
     {
         // Flip one character of the signature.

@@ -903,8 +903,10 @@ impl Walk {
         Ok(())
     }
 
-    /// Converts an XML value to libyang's JSON form: identityref prefixes
-    /// are XML namespace prefixes and become module names.
+    /// Converts an XML value to libyang's JSON form: identityref prefixes,
+    /// and the prefixes inside instance-identifier and node-instance-
+    /// identifier values (NACM rule paths), are XML namespace prefixes and
+    /// become module names.
     fn xml_value(
         &self,
         x: roxmltree::Node<'_, '_>,
@@ -912,13 +914,17 @@ impl Walk {
         v: String,
     ) -> Result<String, RpcError> {
         // SAFETY: leaf and leaf-list schema nodes have a type.
-        let base = unsafe {
-            match u32::from((*snode).nodetype) {
-                ffi::LYS_LEAF => (*(*(snode as *const ffi::lysc_node_leaf)).type_).basetype,
-                ffi::LYS_LEAFLIST => (*(*(snode as *const ffi::lysc_node_leaflist)).type_).basetype,
+        let (base, plugin) = unsafe {
+            let t = match u32::from((*snode).nodetype) {
+                ffi::LYS_LEAF => (*(snode as *const ffi::lysc_node_leaf)).type_,
+                ffi::LYS_LEAFLIST => (*(snode as *const ffi::lysc_node_leaflist)).type_,
                 _ => return Ok(v),
-            }
+            };
+            ((*t).basetype, (*t).plugin as usize)
         };
+        if base == ffi::LY_DATA_TYPE::LY_TYPE_INST || Some(plugin) == node_instanceid_plugin() {
+            return self.xml_path_value(x, &v);
+        }
         if base != ffi::LY_DATA_TYPE::LY_TYPE_IDENT {
             return Ok(v);
         }
@@ -940,6 +946,64 @@ impl Walk {
             ));
         };
         Ok(format!("{}:{ident}", m.name()))
+    }
+
+    /// Rewrites a path value from XML to JSON form: the `prefix:` of every
+    /// qualified name (outside string literals) is an XML namespace prefix
+    /// in scope at `x` and becomes the module name, written only where the
+    /// module changes (libyang's JSON paths refuse a repeated prefix).
+    fn xml_path_value(&self, x: roxmltree::Node<'_, '_>, v: &str) -> Result<String, RpcError> {
+        let is_start = |c: char| c.is_ascii_alphabetic() || c == '_';
+        let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        let mut out = String::with_capacity(v.len() + 16);
+        let mut quote: Option<char> = None;
+        let mut rest = v;
+        let mut prev: Option<char> = None;
+        let mut last_module: Option<String> = None;
+        while let Some(c) = rest.chars().next() {
+            if let Some(q) = quote {
+                if c == q {
+                    quote = None;
+                }
+                out.push(c);
+                prev = Some(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
+            }
+            if c == '\'' || c == '"' {
+                quote = Some(c);
+            } else if is_start(c) && !prev.is_some_and(is_name) {
+                let end = rest.find(|ch: char| !is_name(ch)).unwrap_or(rest.len());
+                let (name, after) = rest.split_at(end);
+                if let Some(local) = after.strip_prefix(':').filter(|l| !l.starts_with(':')) {
+                    let module = x
+                        .lookup_namespace_uri(Some(name))
+                        .and_then(|ns| self.ctx.get_module_latest_ns(ns))
+                        .ok_or_else(|| {
+                            RpcError::app(
+                                ErrorTag::InvalidValue,
+                                format!("unknown prefix '{name}' in '{v}'"),
+                            )
+                        })?;
+                    if last_module.as_deref() != Some(module.name()) {
+                        out.push_str(module.name());
+                        out.push(':');
+                        last_module = Some(module.name().to_string());
+                    }
+                    prev = Some(':');
+                    rest = local;
+                } else {
+                    out.push_str(name);
+                    prev = name.chars().last();
+                    rest = after;
+                }
+                continue;
+            }
+            out.push(c);
+            prev = Some(c);
+            rest = &rest[c.len_utf8()..];
+        }
+        Ok(out)
     }
 
     /// Checks a key or leaf-list value before it is used in a lookup, so a
@@ -1200,6 +1264,25 @@ fn quote(v: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// libyang's type plugin of `nacm:node-instance-identifier` (as a number,
+/// for comparing), taken from a leaf known to use it: NACM's rule `path`.
+fn node_instanceid_plugin() -> Option<usize> {
+    static PLUGIN: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *PLUGIN.get_or_init(|| {
+        let node = crate::schema::context()
+            .find_path("/ietf-netconf-acm:nacm/rule-list/rule/path")
+            .ok()?;
+        let raw = node.as_raw();
+        // SAFETY: a leaf of the static context; leaves have a type.
+        unsafe {
+            if raw.is_null() || u32::from((*raw).nodetype) != ffi::LYS_LEAF {
+                return None;
+            }
+            Some((*(*(raw as *const ffi::lysc_node_leaf)).type_).plugin as usize)
+        }
+    })
 }
 
 /// `[ex:name='b'][ex:k='c']` with XML prefixes → `[name='b'][k='c']`.

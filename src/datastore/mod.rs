@@ -98,6 +98,9 @@ pub struct EditOutcome {
     pub changes: Vec<(String, &'static str)>,
 }
 
+/// Asked about an edit before it takes effect: (old target, new target).
+pub type EditGuard<'a> = &'a dyn Fn(&DataTree<'static>, &DataTree<'static>) -> Result<(), RpcError>;
+
 /// Persists a datastore after each change; returns a message on failure, and
 /// the change is then undone. Installed by the daemon (see `persist`).
 pub type Saver = Box<dyn FnMut(DsName, &DataTree<'static>) -> Result<(), String> + Send>;
@@ -116,6 +119,10 @@ pub struct Datastores {
     /// candidate is refused while it holds changes).
     candidate_modified: bool,
     saver: Option<Saver>,
+    /// Bumped whenever running is replaced, so state derived from running
+    /// (the NACM rules) knows when to rebuild without every caller having
+    /// to remember.
+    running_generation: u64,
 }
 
 impl Datastores {
@@ -132,6 +139,7 @@ impl Datastores {
             startup: Arc::new(startup),
             candidate_modified: false,
             saver: None,
+            running_generation: 0,
         }
     }
     /// Installs the persistence callback for running and startup.
@@ -148,6 +156,11 @@ impl Datastores {
     pub fn candidate_modified(&self) -> bool {
         self.candidate_modified
     }
+    /// Changes whenever running changes (edit, commit, copy-config,
+    /// rollback, restore).
+    pub fn running_generation(&self) -> u64 {
+        self.running_generation
+    }
 
     /// edit-config / edit-data. `config` is the `<config>` element.
     ///
@@ -162,6 +175,20 @@ impl Datastores {
         target: DsName,
         config: roxmltree::Node<'_, '_>,
         opts: &EditOptions,
+    ) -> EditOutcome {
+        self.edit_guarded(target, config, opts, &|_, _| Ok(()))
+    }
+
+    /// [`edit`](Self::edit), with `guard` asked about the change (old
+    /// target, edited target) before anything is validated or installed:
+    /// an error refuses the whole edit and leaves the target as it was.
+    /// The NETCONF layer checks write access (NACM) here.
+    pub fn edit_guarded(
+        &mut self,
+        target: DsName,
+        config: roxmltree::Node<'_, '_>,
+        opts: &EditOptions,
+        guard: EditGuard<'_>,
     ) -> EditOutcome {
         let ctx = crate::schema::context();
         let mut out = EditOutcome::default();
@@ -189,6 +216,12 @@ impl Datastores {
             return out;
         }
         let mut work = walk.into_tree();
+        if !changes.is_empty() {
+            if let Err(e) = guard(self.tree(target), &work) {
+                out.errors.push(e);
+                return out;
+            }
+        }
         if opts.test_option == TestOption::TestOnly {
             if let Err(e) = work.validate(DataValidationFlags::NO_STATE) {
                 out.errors.push(validation_error(&e));
@@ -258,6 +291,7 @@ impl Datastores {
         if target != DsName::Running {
             return Ok(None);
         }
+        self.running_generation += 1;
         if !self.candidate_modified {
             self.candidate = self.running.clone();
         }

@@ -17,6 +17,7 @@ use crate::apphost::AppEvent;
 use crate::datastore::confirmed::{self, ConfirmedCommit, Rollback};
 use crate::datastore::{Commit, Datastores, DsName};
 use crate::error::{ErrorTag, RpcError};
+use crate::nacm::{Nacm, Principal};
 use crate::netconf::rpc::YangRpcs;
 use crate::notify::{events, Bus, Event, SessionParms};
 use crate::reconciler::Reconciler;
@@ -102,9 +103,41 @@ pub struct Core {
     /// Confirmed commit (RFC 6241 §8.4); in memory unless the daemon
     /// installs the recovered, persisted one.
     pub confirmed: ConfirmedCommit,
+    /// The access-control rules of running, and the running generation they
+    /// were read from.
+    nacm: (u64, Arc<Nacm>),
 }
 
 impl Core {
+    fn new(ds: Datastores) -> Core {
+        let nacm = (
+            ds.running_generation(),
+            Arc::new(Nacm::from_running(ds.tree(DsName::Running))),
+        );
+        Core {
+            ds,
+            locks: Locks::default(),
+            confirmed: ConfirmedCommit::in_memory(),
+            nacm,
+        }
+    }
+
+    /// The access-control rules in effect: those of the current running.
+    /// Rebuilt here, on first use after running changed (however it
+    /// changed: edit, commit, copy-config, rollback), so a rule change
+    /// holds from the next operation on; otherwise one integer compare.
+    pub fn nacm(&mut self) -> Arc<Nacm> {
+        let generation = self.ds.running_generation();
+        if self.nacm.0 != generation {
+            self.nacm = (
+                generation,
+                Arc::new(Nacm::from_running(self.ds.tree(DsName::Running))),
+            );
+            tracing::debug!(generation, "access-control rules reloaded");
+        }
+        self.nacm.1.clone()
+    }
+
     /// Refuses a write to `ds` by `me` while another session locks it.
     pub fn check_writable(&self, ds: DsName, me: u32) -> Result<(), RpcError> {
         match self.locks.held_by_other(ds, me) {
@@ -241,6 +274,9 @@ pub struct GlobalStats {
 /// Everything the sessions share.
 pub struct Agent {
     core: Mutex<Core>,
+    /// The access-control rules as last read from the core, for callers
+    /// that must not wait for the core lock (notifications).
+    nacm_seen: Mutex<Arc<Nacm>>,
     sessions: Mutex<HashMap<u32, SessionEntry>>,
     next_id: AtomicU32,
     reconciler: Arc<dyn Reconciler>,
@@ -260,12 +296,10 @@ impl Agent {
     /// The shared state. Inside a tokio runtime this also starts the
     /// confirmed-commit timer.
     pub fn new(ds: Datastores, reconciler: Arc<dyn Reconciler>, limits: Limits) -> Arc<Agent> {
+        let mut core = Core::new(ds);
         let agent = Arc::new(Agent {
-            core: Mutex::new(Core {
-                ds,
-                locks: Locks::default(),
-                confirmed: ConfirmedCommit::in_memory(),
-            }),
+            nacm_seen: Mutex::new(core.nacm()),
+            core: Mutex::new(core),
             confirmed_changed: Arc::new(Notify::new()),
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
@@ -306,13 +340,49 @@ impl Agent {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The access-control rules in effect (see [`Core::nacm`]).
+    pub fn nacm(&self) -> Arc<Nacm> {
+        let n = self.core().nacm();
+        *self.nacm_seen() = n.clone();
+        n
+    }
+
+    /// Whether `principal` may receive notification `name` of YANG module
+    /// `module` (RFC 8341 §3.4.6); the session asks this per notification
+    /// and silently drops the denied ones. Never waits for the core lock
+    /// (sessions call it on the runtime thread while an RPC may hold the
+    /// lock for long): the rules as last read are used then.
+    pub fn allow_notification_for(&self, principal: &Principal, module: &str, name: &str) -> bool {
+        let nacm = match self.core.try_lock() {
+            Ok(mut core) => Some(core.nacm()),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().nacm()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let nacm = match nacm {
+            Some(n) => {
+                *self.nacm_seen() = n.clone();
+                n
+            }
+            None => self.nacm_seen().clone(),
+        };
+        nacm.allow_notification(principal, module, name)
+    }
+
+    fn nacm_seen(&self) -> MutexGuard<'_, Arc<Nacm>> {
+        self.nacm_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn sessions(&self) -> MutexGuard<'_, HashMap<u32, SessionEntry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers a new session; the returned guard unregisters it and
     /// releases its locks when dropped, however the session ends.
-    pub fn register(self: &Arc<Self>, user: &str, peer: Option<SocketAddr>) -> SessionGuard {
+    pub fn register(
+        self: &Arc<Self>,
+        principal: &Principal,
+        peer: Option<SocketAddr>,
+    ) -> SessionGuard {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = Arc::new(Notify::new());
         let stats = Arc::new(SessionStats::default());
@@ -321,7 +391,7 @@ impl Agent {
             id,
             SessionEntry {
                 id,
-                user: user.to_string(),
+                user: principal.name.clone(),
                 peer,
                 login_time: chrono::Utc::now(),
                 stats: stats.clone(),
@@ -337,7 +407,7 @@ impl Agent {
             stats,
             killed_by,
             parms: SessionParms {
-                username: user.to_string(),
+                username: principal.name.clone(),
                 session_id: id,
                 source_host: peer.map(|p| p.ip().to_string()),
             },

@@ -12,9 +12,10 @@ use yang2::data::DataTree;
 
 use crate::datastore::DsName;
 use crate::error::RpcError;
+use crate::nacm::{Nacm, Principal};
 use crate::netconf::filter::Filter;
 use crate::netconf::monitoring::{self, Counters, MonitoringInfo, SessionInfo, Stats};
-use crate::netconf::print::WithDefaults;
+use crate::netconf::print::{self, WithDefaults};
 use crate::netconf::rpc::{bad, child, RpcCtx, WITH_DEFAULTS_NS};
 use crate::netconf::{hello, yanglib};
 
@@ -60,8 +61,46 @@ pub fn merge_state(ctx: &RpcCtx<'_>, tree: &mut DataTree<'static>) -> Result<(),
     Ok(())
 }
 
-/// Running config and/or state, as one tree.
+/// Read access control (RFC 8341 §3.4.5) on a stored tree: `None` when the
+/// user may read all of it (print it as is, no copy), else a copy without
+/// the nodes it may not read, which are left out silently.
+pub fn readable(
+    nacm: &Nacm,
+    principal: &Principal,
+    tree: &DataTree<'static>,
+) -> Result<Option<DataTree<'static>>, RpcError> {
+    if nacm.unrestricted(principal) {
+        return Ok(None);
+    }
+    let mut copy = tree.duplicate().map_err(|e| RpcError::from_yang(&e))?;
+    nacm.filter_read(principal, &mut copy);
+    Ok(Some(copy))
+}
+
+/// Prints `tree` of datastore `ds` as the user may read it.
+pub fn reply_datastore(
+    ctx: &RpcCtx<'_>,
+    ds: DsName,
+    filter: Option<&Filter>,
+    wd: WithDefaults,
+) -> Result<String, RpcError> {
+    let mut core = ctx.agent.core();
+    let nacm = core.nacm();
+    let tree = core.ds.tree(ds);
+    match readable(&nacm, ctx.principal, tree)? {
+        // The access filter runs before the request's filter, so a
+        // content match cannot probe hidden values.
+        Some(visible) => print::reply_data(&visible, filter, wd),
+        // Straight from the stored tree: without a filter and in explicit
+        // mode nothing is copied.
+        None => print::reply_data(tree, filter, wd),
+    }
+}
+
+/// Running config and/or state, as one tree, without what the user may
+/// not read.
 pub fn operational(ctx: &RpcCtx<'_>, parts: Parts) -> Result<DataTree<'static>, RpcError> {
+    let nacm = ctx.agent.nacm();
     let mut tree = if parts.config {
         ctx.agent
             .core()
@@ -75,6 +114,7 @@ pub fn operational(ctx: &RpcCtx<'_>, parts: Parts) -> Result<DataTree<'static>, 
     if parts.state {
         merge_state(ctx, &mut tree)?;
     }
+    nacm.filter_read(ctx.principal, &mut tree);
     Ok(tree)
 }
 

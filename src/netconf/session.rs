@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{ErrorTag, RpcError};
+use crate::nacm::Principal;
 use crate::netconf::agent::{Agent, SessionGuard, SessionStats, NOTIF_QUEUE};
 use crate::netconf::framing::{self, Decoder, FrameError, Framing};
 use crate::netconf::hello;
@@ -76,25 +77,26 @@ impl EndReason {
 }
 
 /// Runs a session to its end. The session's locks are released however it
-/// ends (the registration guard's drop).
+/// ends (the registration guard's drop). `principal` is the authenticated
+/// user with its configured groups; access control (NACM) is decided for it.
 pub async fn run<S>(
     stream: S,
     agent: Arc<Agent>,
-    user: String,
+    principal: Principal,
     peer: Option<SocketAddr>,
     shutdown: broadcast::Receiver<()>,
 ) -> EndReason
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let guard = agent.register(&user, peer);
-    let span = tracing::info_span!("session", id = guard.id, user = %user, peer = ?peer);
+    let guard = agent.register(&principal, peer);
+    let span = tracing::info_span!("session", id = guard.id, user = %principal.name, peer = ?peer);
     let parms = guard.parms.clone();
     let reason = async {
         tracing::info!("session started");
         let session = Session {
             agent: agent.clone(),
-            user: user.clone(),
+            principal: Arc::new(principal),
             id: guard.id,
             parms: parms.clone(),
             stats: guard.stats.clone(),
@@ -120,7 +122,8 @@ where
 
 struct Session {
     agent: Arc<Agent>,
-    user: String,
+    /// Shared with the RPC tasks on the blocking pool.
+    principal: Arc<Principal>,
     id: u32,
     parms: SessionParms,
     stats: Arc<SessionStats>,
@@ -415,7 +418,7 @@ impl Session {
     /// Runs one RPC on the blocking pool.
     fn spawn_rpc(&self, text: String, subscribed: bool) -> JoinHandle<Handled> {
         let agent = self.agent.clone();
-        let user = self.user.clone();
+        let principal = self.principal.clone();
         let id = self.id;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
@@ -423,7 +426,8 @@ impl Session {
             let ctx = RpcCtx {
                 agent: &agent,
                 session_id: id,
-                user: &user,
+                user: &principal.name,
+                principal: &principal,
                 subscribed,
             };
             rpc::handle_message(&ctx, &text)
@@ -505,11 +509,10 @@ impl Session {
     }
 
     /// NACM for notifications (RFC 8341 §3.4.6): whether this session's
-    /// user may receive `ev` (`ev.module`, `ev.name`). The NACM hook goes
-    /// here; until then every event is allowed.
+    /// user may receive `ev`; a denied one is silently not sent.
     fn may_receive(&self, ev: &Event) -> bool {
-        let _ = (&self.user, ev);
-        true
+        self.agent
+            .allow_notification_for(&self.principal, &ev.module, &ev.name)
     }
 
     fn count_sent(&self) {

@@ -23,9 +23,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Child;
 
 use crate::apphost::Apphost;
-use crate::datastore::DsName;
 use crate::error::RpcError;
-use crate::nacm::{Nacm, Principal};
+use crate::nacm::Principal;
 use crate::netconf::agent::Agent;
 
 /// The YANG module and operation NACM rules name to grant or deny attach.
@@ -135,14 +134,9 @@ fn is_app_name(s: &str) -> bool {
 }
 
 /// NACM for attach: may `principal` run the operation `app-hosting:attach`?
-///
-/// Isolated on purpose: the NACM wiring (rules cached per running
-/// generation in the agent's core) is on branch `nacm`, not yet on main, so
-/// the rules are read from running here. Once it is merged this becomes
-/// `agent.nacm().check_rpc(..)`.
+/// (The rules of the current running, cached by the agent.)
 pub fn authorize(agent: &Agent, principal: &Principal) -> Result<(), RpcError> {
-    let nacm = Nacm::from_running(agent.core().ds.tree(DsName::Running));
-    nacm.check_rpc(principal, NACM_MODULE, NACM_RPC)
+    agent.nacm().check_rpc(principal, NACM_MODULE, NACM_RPC)
 }
 
 /// Everything checked before the shell runs: access, the app, its state.

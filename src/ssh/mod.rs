@@ -237,6 +237,7 @@ impl russh::server::Handler for ConnHandler {
         session.channel_success(channel_id)?;
         self.started.store(true, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
+        let principal = self.principal(&user);
         let agent = self.ctx.agent.clone();
         let shutdown = self.ctx.shutdown.subscribe();
         let peer = self.peer;
@@ -244,7 +245,7 @@ impl russh::server::Handler for ConnHandler {
         let active = self.active.clone();
         tokio::spawn(async move {
             let stream = channel.into_stream();
-            let _ = crate::netconf::session::run(stream, agent, user, peer, shutdown).await;
+            let _ = crate::netconf::session::run(stream, agent, principal, peer, shutdown).await;
             // One NETCONF session per connection is the norm: when the last
             // one ends, end the connection too (and free its slot).
             if active.fetch_sub(1, Ordering::Relaxed) == 1 {

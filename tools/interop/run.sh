@@ -164,7 +164,7 @@ step() {
 # ----- 1. Python clients: ncclient, scrapli, netconf-console2 -----
 run_pytest() {
   (cd "$here" && python -m pytest -q -rsx -p no:cacheprovider \
-    test_ncclient.py test_notifications.py test_scrapli.py test_netconf_console.py test_images.py "$@")
+    test_ncclient.py test_notifications.py test_scrapli.py test_netconf_console.py test_images.py test_nacm.py "$@")
 }
 
 # ----- 2. Ansible, twice: the second run must change nothing -----

@@ -33,6 +33,16 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
                 return e.into();
             }
         }
+        // RFC 8341 §3.2.8: write access to exactly the nodes of running
+        // that the commit changes.
+        let nacm = core.nacm();
+        if let Err(e) = nacm.check_write(
+            ctx.principal,
+            core.ds.tree(DsName::Running),
+            core.ds.tree(DsName::Candidate),
+        ) {
+            return e.into();
+        }
         // The reconciler's side-effect free checks (ports that exist, ...)
         // run on the would-be running before anything changes.
         if let Err(errs) = ctx.agent.check(core.ds.tree(DsName::Candidate)) {

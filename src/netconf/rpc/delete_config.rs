@@ -2,7 +2,10 @@
 
 use roxmltree::Node;
 
+use yang2::data::DataTree;
+
 use super::{datastore, Response, RpcCtx};
+use crate::datastore::DsName;
 
 pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
     let target = match datastore(op, "target") {
@@ -12,6 +15,15 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
     let mut core = ctx.agent.core();
     if let Err(e) = core.check_writable(target, ctx.session_id) {
         return e.into();
+    }
+    // RFC 8341 §3.2.7: besides the right to run delete-config (denied by
+    // default), delete access to what the target holds.
+    if target == DsName::Startup {
+        let nacm = core.nacm();
+        let empty = DataTree::new(crate::schema::context());
+        if let Err(e) = nacm.check_write(ctx.principal, core.ds.tree(target), &empty) {
+            return e.into();
+        }
     }
     core.ds.delete_config(target).into()
 }

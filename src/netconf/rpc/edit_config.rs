@@ -29,7 +29,11 @@ pub fn edit(
         if let Err(e) = core.check_writable(target, ctx.session_id) {
             return e.into();
         }
-        let mut outcome = core.ds.edit(target, config, opts);
+        // Write access (RFC 8341 §3.2.5) is checked on what the edit
+        // changes, before the change is installed.
+        let nacm = core.nacm();
+        let guard = |old: &_, new: &_| nacm.check_write(ctx.principal, old, new);
+        let mut outcome = core.ds.edit_guarded(target, config, opts, &guard);
         if let Err(errs) = super::vet_running(ctx, &mut core, outcome.commit.take(), false)
             .map(|c| outcome.commit = c)
         {

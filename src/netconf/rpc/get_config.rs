@@ -4,7 +4,7 @@ use roxmltree::Node;
 
 use super::{datastore, Response, RpcCtx};
 use crate::error::RpcError;
-use crate::netconf::{output, print};
+use crate::netconf::output;
 use crate::schema::NC_NS;
 
 pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
@@ -18,8 +18,5 @@ fn run(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Result<String, RpcError> {
     let ds = datastore(op, "source")?;
     let wd = output::with_defaults(op)?;
     let filter = output::filter(op, NC_NS)?;
-    // Read under the lock, straight from the stored tree: without a filter
-    // and in explicit mode nothing is copied.
-    let core = ctx.agent.core();
-    print::reply_data(core.ds.tree(ds), filter.as_ref(), wd)
+    output::reply_datastore(ctx, ds, filter.as_ref(), wd)
 }

@@ -60,8 +60,7 @@ fn run(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Result<String, RpcError> {
                 // Conventional datastores hold no state.
                 return Ok(String::new());
             }
-            let core = ctx.agent.core();
-            print::reply_data(core.ds.tree(ds), filter.as_ref(), wd)
+            output::reply_datastore(ctx, ds, filter.as_ref(), wd)
         }
         NmdaDs::Operational => {
             let parts = Parts {

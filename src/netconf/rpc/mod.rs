@@ -30,6 +30,7 @@ use roxmltree::Node;
 
 use crate::datastore::{Commit, ConfigSource, DsName};
 use crate::error::{ErrorTag, ErrorType, RpcError};
+use crate::nacm::Principal;
 use crate::netconf::agent::{Agent, Core};
 use crate::netconf::reply::{self, ReplyAttrs};
 use crate::notify::NOTIF_NS;
@@ -74,7 +75,10 @@ impl From<Result<(), RpcError>> for Response {
 pub struct RpcCtx<'a> {
     pub agent: &'a Arc<Agent>,
     pub session_id: u32,
+    /// The user name (`principal.name`).
     pub user: &'a str,
+    /// The user and its configured groups, for access control.
+    pub principal: &'a Principal,
     /// The session already has a notification subscription (RFC 5277
     /// allows one per session).
     pub subscribed: bool,
@@ -211,7 +215,16 @@ fn dispatch(ctx: &RpcCtx<'_>, rpc: Node<'_, '_>) -> Response {
     let _g = span.enter();
     // Unqualified operations are taken as base operations: some clients
     // leave the prefix off children of a prefixed <rpc>.
-    match (ns.unwrap_or(NC_NS), name) {
+    let ns = ns.unwrap_or(NC_NS);
+    if let Err(e) = check_exec(ctx, ns, name) {
+        tracing::info!(
+            user = ctx.user,
+            op = name,
+            "operation denied by access control"
+        );
+        return e.into();
+    }
+    match (ns, name) {
         (NC_NS, "get") => get::handle(ctx, op),
         (NC_NS, "get-config") => get_config::handle(ctx, op),
         (NC_NS, "edit-config") => edit_config::handle(ctx, op),
@@ -238,6 +251,27 @@ fn dispatch(ctx: &RpcCtx<'_>, rpc: Node<'_, '_>) -> Response {
             unsupported(ns, name)
         }
     }
+}
+
+/// Incoming RPC validation (RFC 8341 §3.4.4): may this user invoke this
+/// operation at all? Runs before the operation, so a denied one has no
+/// effect. Operations that no loaded module defines are left to the usual
+/// unknown-namespace / operation-not-supported errors.
+fn check_exec(ctx: &RpcCtx<'_>, ns: &str, name: &str) -> Result<(), RpcError> {
+    if crate::schema::is_hidden_ns(ns) && name != "install-license" {
+        // Hidden by the licence gate: answered as unknown-namespace below,
+        // as for a module we do not have. install-license is served (see
+        // rpc/app.rs), and so checked, also then.
+        return Ok(());
+    }
+    let Some(module) = crate::schema::context().get_module_implemented_ns(ns) else {
+        return Ok(());
+    };
+    let module = module.name();
+    if !crate::nacm::is_rpc(module, name) {
+        return Ok(());
+    }
+    ctx.agent.nacm().check_rpc(ctx.principal, module, name)
 }
 
 fn unsupported(ns: &str, name: &str) -> Response {
