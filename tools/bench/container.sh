@@ -61,10 +61,15 @@ binary = "$runtime"
 root = "$tmp/runtime"
 cgroup = "$cgroup"
 CFG
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "container.sh: port $port is already in use (BENCH_PORT=...)" >&2
+  exit 1
+fi
 RUST_LOG="${RUST_LOG:-warn}" "$bin" --config "$tmp/apphostd.toml" >"$tmp/apphostd.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { echo "container.sh: apphostd exited" >&2; tail -20 "$tmp/apphostd.log" >&2; exit 1; }
   sleep 0.1
 done
 "$venv/bin/python" "$here/container.py" --port "$port" --state-dir "$tmp/state" \
