@@ -130,6 +130,26 @@ fn parse_list(json: &[u8]) -> Result<Vec<ContainerState>, OsError> {
         .collect())
 }
 
+impl OciRuntime {
+    /// Waits (bounded) until the container's init has exec'd the app's
+    /// command: runc's `run -d` returns while its init may still be the
+    /// runtime's own binary, and "running" must mean the app runs.
+    fn wait_exec(&self, pid: u32) {
+        let runtime = std::fs::canonicalize(&self.binary).unwrap_or_else(|_| self.binary.clone());
+        let exe = format!("/proc/{pid}/exe");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            match std::fs::read_link(&exe) {
+                // Still the runtime's init (or its memfd copy of itself).
+                Ok(p) if p == runtime || p.to_string_lossy().contains("memfd:") => {}
+                // Exec'd, or gone (the caller's state checks report that).
+                _ => return,
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+    }
+}
+
 impl Runtime for OciRuntime {
     /// `run -d`: the runtime hands its own stdio to the container, so stdin is
     /// null and stdout/stderr are the log file; waiting for the runtime itself
@@ -191,6 +211,7 @@ impl Runtime for OciRuntime {
             .filter(|p| *p != 0);
         let _ = std::fs::remove_file(&pid_file);
         if let Some(pid) = from_file {
+            self.wait_exec(pid);
             return Ok(pid);
         }
         match self.state(id)? {
