@@ -287,7 +287,11 @@ pub struct Agent {
     yang_rpcs: OnceLock<Arc<dyn YangRpcs>>,
     state: OnceLock<Arc<dyn StateProvider>>,
     /// Event notifications (RFC 5277) for every session's subscription.
-    pub bus: Bus,
+    pub bus: Arc<Bus>,
+    /// Events go to the bus through one worker thread, in order: the
+    /// config-change of a commit needs a diff of two whole configurations,
+    /// which must not delay the commit's reply.
+    publisher: Mutex<std::sync::mpsc::Sender<PublishJob>>,
     /// Wakes the confirmed-commit timer when the deadline may have moved.
     confirmed_changed: Arc<Notify>,
 }
@@ -297,6 +301,8 @@ impl Agent {
     /// confirmed-commit timer.
     pub fn new(ds: Datastores, reconciler: Arc<dyn Reconciler>, limits: Limits) -> Arc<Agent> {
         let mut core = Core::new(ds);
+        let bus = Arc::new(Bus::new(NOTIF_REPLAY, NOTIF_QUEUE));
+        let publisher = spawn_publisher(bus.clone());
         let agent = Arc::new(Agent {
             nacm_seen: Mutex::new(core.nacm()),
             core: Mutex::new(core),
@@ -309,7 +315,8 @@ impl Agent {
             start_time: chrono::Utc::now(),
             yang_rpcs: OnceLock::new(),
             state: OnceLock::new(),
-            bus: Bus::new(NOTIF_REPLAY, NOTIF_QUEUE),
+            bus,
+            publisher: Mutex::new(publisher),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             agent.start_confirmed_timer();
@@ -588,11 +595,17 @@ impl Agent {
     /// the operation that caused it.
     pub fn publish(&self, ev: Result<Event, RpcError>) {
         match ev {
-            Ok(ev) => {
-                tracing::debug!(event = %ev.name, stream = ev.stream, "notification");
-                self.bus.publish(ev);
-            }
+            Ok(ev) => self.send_job(PublishJob::Ready(ev)),
             Err(e) => tracing::error!(error = %e, "notification could not be built; not sent"),
+        }
+    }
+
+    fn send_job(&self, job: PublishJob) {
+        let tx = self.publisher.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
+            // The worker is gone (it never exits while we live): publish
+            // here rather than lose the event.
+            job.run(&self.bus);
         }
     }
 
@@ -601,8 +614,13 @@ impl Agent {
     /// computed by libyang's diff of the old and new running.
     pub fn publish_commit(&self, by: Option<u32>, commit: &Commit) {
         let who = by.map(|id| self.session_parms(id));
-        let changes = changes_of(commit);
-        self.publish(events::config_change(who.as_ref(), "running", &changes));
+        self.send_job(PublishJob::Commit {
+            who,
+            commit: Commit {
+                old: commit.old.clone(),
+                new: commit.new.clone(),
+            },
+        });
     }
 
     /// netconf-config-change for an edit of running by session `by`, with
@@ -657,6 +675,52 @@ impl Agent {
 /// The edits between two running trees as (data path, operation), for
 /// netconf-config-change. Only the topmost node of a created or deleted
 /// subtree is listed (libyang marks only it).
+/// What the publisher thread does.
+enum PublishJob {
+    /// A built event.
+    Ready(Event),
+    /// netconf-config-change of a commit, its edits from the diff.
+    Commit {
+        who: Option<SessionParms>,
+        commit: Commit,
+    },
+}
+
+impl PublishJob {
+    fn run(self, bus: &Bus) {
+        let ev = match self {
+            PublishJob::Ready(ev) => Ok(ev),
+            PublishJob::Commit { who, commit } => {
+                events::config_change(who.as_ref(), "running", &changes_of(&commit))
+            }
+        };
+        match ev {
+            Ok(ev) => {
+                tracing::debug!(event = %ev.name, stream = ev.stream, "notification");
+                bus.publish(ev);
+            }
+            Err(e) => tracing::error!(error = %e, "notification could not be built; not sent"),
+        }
+    }
+}
+
+/// The publisher thread; it ends when the agent (the sender) is gone.
+fn spawn_publisher(bus: Arc<Bus>) -> std::sync::mpsc::Sender<PublishJob> {
+    let (tx, rx) = std::sync::mpsc::channel::<PublishJob>();
+    let spawned = std::thread::Builder::new()
+        .name("notify-publish".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job.run(&bus);
+            }
+        });
+    if let Err(e) = spawned {
+        // The sender then fails and `send_job` publishes inline.
+        tracing::error!(error = %e, "cannot start the notification thread; publishing inline");
+    }
+    tx
+}
+
 pub fn changes_of(commit: &Commit) -> Vec<(String, &'static str)> {
     // DEFAULTS: the edit engine can leave the default flag on a
     // non-presence container that holds explicit nodes, and libyang would
