@@ -1316,3 +1316,41 @@ fn continue_on_error_still_refuses_an_invalid_running() {
     assert!(out.changes.is_empty());
     assert!(!exists(&ds, R, "/edit-test:top/name"));
 }
+
+#[test]
+fn a_commit_carries_the_edits_made_to_candidate_when_known() {
+    let mut ds = store();
+    assert!(edit(&mut ds, C, "<name>a</name>").errors.is_empty());
+    assert!(edit(&mut ds, C, "<limits><low>1</low></limits>")
+        .errors
+        .is_empty());
+    let c = ds.commit().expect("commit").expect("changed");
+    let edits = c.edits.expect("edits known");
+    assert_eq!(edits.len(), 2, "{edits:?}");
+    assert!(
+        edits.iter().all(|(p, _)| p.starts_with("/edit-test:top")),
+        "{edits:?}"
+    );
+    // Discarded edits are not reported by the next commit.
+    assert!(edit(&mut ds, C, "<name>b</name>").errors.is_empty());
+    ds.discard_changes();
+    assert!(edit(&mut ds, C, "<limits><high>9</high></limits>")
+        .errors
+        .is_empty());
+    let c = ds.commit().expect("commit").expect("changed");
+    assert_eq!(c.edits.expect("edits known").len(), 1);
+    // Candidate replaced wholesale: only a diff can tell.
+    let src = ds.tree(R).duplicate().expect("dup");
+    ds.copy_config(C, apphost::datastore::ConfigSource::Inline(&src))
+        .expect("copy");
+    assert!(edit(&mut ds, C, "<name>c</name>").errors.is_empty());
+    let c = ds.commit().expect("commit").expect("changed");
+    assert!(c.edits.is_none());
+    // Running changed under a modified candidate: unknown as well.
+    assert!(edit(&mut ds, C, "<name>d</name>").errors.is_empty());
+    assert!(edit(&mut ds, R, "<limits><low>2</low></limits>")
+        .errors
+        .is_empty());
+    let c = ds.commit().expect("commit").expect("changed");
+    assert!(c.edits.is_none());
+}

@@ -299,7 +299,7 @@ async fn config_change_for_every_change_of_running() {
     assert_eq!(field(&ev, "operation").as_deref(), Some("create"));
 
     // An edit of candidate changes nothing in running: no event; its
-    // commit does (edits from the diff).
+    // commit does, listing the edits made to candidate.
     assert!(is_ok(&b.rpc(&cpu_edit("candidate", 40)).await.unwrap()));
     let r = b
         .rpc(&format!("<edit-config><target><candidate/></target><config><app-hosting xmlns=\"{AH}\"><app><name>web</name></app></app-hosting></config></edit-config>"))
@@ -325,7 +325,7 @@ async fn config_change_for_every_change_of_running() {
         })
         .collect();
     assert!(
-        edits.contains(&("/ah:app-hosting/ah:cpu".into(), "replace".into())),
+        edits.contains(&("/ah:app-hosting/ah:cpu".into(), "merge".into())),
         "{edits:?}"
     );
     assert!(

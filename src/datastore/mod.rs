@@ -78,6 +78,10 @@ pub enum ConfigSource<'a> {
 pub struct Commit {
     pub old: Arc<DataTree<'static>>,
     pub new: Arc<DataTree<'static>>,
+    /// The edits that turned `old` into `new` (data path, operation), when
+    /// known: a commit of candidate carries the edits made to candidate.
+    /// `None`: only a diff of the two trees can tell (copy-config, ...).
+    pub edits: Option<Vec<(String, &'static str)>>,
 }
 
 impl std::fmt::Debug for Commit {
@@ -118,6 +122,10 @@ pub struct Datastores {
     /// Candidate differs from running (RFC 6241 §8.3.5.2: a lock on
     /// candidate is refused while it holds changes).
     candidate_modified: bool,
+    /// The edits since candidate last mirrored running, for the commit's
+    /// netconf-config-change; `None` once they are unknown (copy-config to
+    /// candidate, running changed under a modified candidate).
+    candidate_edits: Option<Vec<(String, &'static str)>>,
     saver: Option<Saver>,
     /// Bumped whenever running is replaced, so state derived from running
     /// (the NACM rules) knows when to rebuild without every caller having
@@ -138,6 +146,7 @@ impl Datastores {
             running,
             startup: Arc::new(startup),
             candidate_modified: false,
+            candidate_edits: Some(Vec::new()),
             saver: None,
             running_generation: 0,
         }
@@ -235,6 +244,9 @@ impl Datastores {
             DsName::Candidate => {
                 self.candidate = Arc::new(work);
                 self.candidate_modified = true;
+                if let Some(edits) = self.candidate_edits.as_mut() {
+                    edits.extend(changes.iter().cloned());
+                }
                 out.changes = changes;
             }
             DsName::Running | DsName::Startup => {
@@ -268,6 +280,7 @@ impl Datastores {
             DsName::Candidate => {
                 self.candidate = tree;
                 self.candidate_modified = true;
+                self.candidate_edits = None;
                 return Ok(None);
             }
         };
@@ -294,10 +307,14 @@ impl Datastores {
         self.running_generation += 1;
         if !self.candidate_modified {
             self.candidate = self.running.clone();
+        } else {
+            // Candidate's edits no longer lead from running to it.
+            self.candidate_edits = None;
         }
         Ok(Some(Commit {
             old,
             new: self.running.clone(),
+            edits: None,
         }))
     }
 
@@ -384,25 +401,29 @@ impl Datastores {
             return Err(vec![validation_error(&e)]);
         }
         let tree = Arc::new(tree);
+        let edits = self.candidate_edits.take();
         let commit = match self.install(DsName::Running, tree.clone()) {
             Ok(c) => c,
             Err(e) => {
                 // Saving failed and running is unchanged; the candidate's
                 // content stays for the client to retry.
                 self.candidate = tree;
+                self.candidate_edits = edits;
                 return Err(vec![e]);
             }
         };
         // Candidate mirrors the new running: the very same tree.
         self.candidate = self.running.clone();
         self.candidate_modified = false;
-        Ok(commit)
+        self.candidate_edits = Some(Vec::new());
+        Ok(commit.map(|c| Commit { edits, ..c }))
     }
 
     /// discard-changes (RFC 6241 §8.3.4.2).
     pub fn discard_changes(&mut self) {
         self.candidate = self.running.clone();
         self.candidate_modified = false;
+        self.candidate_edits = Some(Vec::new());
     }
 
     /// Puts back a running tree taken from a [`Commit`] (it was valid when

@@ -619,6 +619,7 @@ impl Agent {
             commit: Commit {
                 old: commit.old.clone(),
                 new: commit.new.clone(),
+                edits: commit.edits.clone(),
             },
         });
     }
@@ -691,7 +692,12 @@ impl PublishJob {
         let ev = match self {
             PublishJob::Ready(ev) => Ok(ev),
             PublishJob::Commit { who, commit } => {
-                events::config_change(who.as_ref(), "running", &changes_of(&commit))
+                // The edits when known; a diff of two whole trees otherwise.
+                let changes = match &commit.edits {
+                    Some(edits) => edits.clone(),
+                    None => changes_of(&commit),
+                };
+                events::config_change(who.as_ref(), "running", &changes)
             }
         };
         match ev {

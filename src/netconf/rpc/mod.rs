@@ -326,7 +326,7 @@ pub fn vet_running(
         errors = errs.len(),
         "new running refused by the reconciler check; undone"
     );
-    let Commit { old, new } = c;
+    let Commit { old, new, .. } = c;
     if let Err(e) = core.ds.restore_running(old) {
         tracing::error!(errors = ?e, "cannot restore the previous running configuration");
     }
