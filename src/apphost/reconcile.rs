@@ -978,6 +978,7 @@ impl Inner {
         fingerprint: &str,
     ) -> Result<(u32, StartRecord), String> {
         let name = app.name.as_str();
+        let t0 = Instant::now();
         let dir = self.app_dir(name);
         fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let user_ns = app.netns == NetnsMode::UserNs;
@@ -1021,6 +1022,7 @@ impl Inner {
         } else {
             None
         };
+        let t_net = t0.elapsed();
         let ram = lock(&self.snapshot).ram;
         let tmpfs = self.ram_budget(ram).min(self.cfg.tmpfs_max).max(1 << 20);
         let rootfs = self
@@ -1028,6 +1030,7 @@ impl Inner {
             .rootfs
             .mount(image, &dir, tmpfs)
             .map_err(|e| format!("rootfs: {e}"))?;
+        let t_rootfs = t0.elapsed();
         let mut mounts = Vec::new();
         for m in &app.media {
             let source = lock(&self.images)
@@ -1057,15 +1060,28 @@ impl Inner {
             .logs
             .prepare(name)
             .map_err(|e| format!("log file: {e}"))?;
+        let t_bundle = t0.elapsed();
         let pid = self
             .os
             .runtime
             .run(name, &dir, &log)
             .map_err(|e| format!("run: {e}"))?;
+        let t_run = t0.elapsed();
         rec.pid = Some(pid);
         rec.started_at = Some(now_rfc3339());
         self.write_record(name, &rec)?;
-        tracing::info!(app = name, pid, image = %image.display(), "app started");
+        // Where a start spends its time (cumulative milliseconds).
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::info!(
+            app = name,
+            pid,
+            image = %image.display(),
+            net_ms = ms(t_net),
+            rootfs_ms = ms(t_rootfs),
+            bundle_ms = ms(t_bundle),
+            runtime_ms = ms(t_run),
+            "app started"
+        );
         Ok((pid, rec))
     }
 

@@ -119,9 +119,10 @@ def agent_remove(m, cgroup, state_dir):
         time.sleep(0.002)
 
 
-def raw_once(runtime, root, bundle, i):
+def raw_once(runtime, root, bundle, i, parent):
     cid = f"benchraw{i}"
-    cg = f"/apphost-bench-raw/{cid}"
+    # The same parent group as the agent's app: the same CPU/RAM budget.
+    cg = f"/{parent}/{cid}"
     with open(os.path.join(bundle, "config.json")) as f:
         spec = json.load(f)
     spec["linux"]["cgroupsPath"] = cg
@@ -183,16 +184,12 @@ def main():
     raw = []
     try:
         for i in range(args.iterations + 2):
-            ms = raw_once(args.runtime, os.path.join(raw_root, "state"), bundle, i)
+            ms = raw_once(args.runtime, os.path.join(raw_root, "state"), bundle, i, args.cgroup)
             if i >= 2:
                 raw.append(ms)
     finally:
         shutil.rmtree(raw_root, ignore_errors=True)
-        for d in glob.glob("/sys/fs/cgroup/*/apphost-bench-raw") + glob.glob("/sys/fs/cgroup/apphost-bench-raw"):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+
     agent_remove(m, args.cgroup, args.state_dir)
     m.close_session()
 
