@@ -133,10 +133,12 @@ impl Drop for Agent {
     }
 }
 
-/// Removes what a failed run may leave on the host: the app's netns, its
-/// container, the test's cgroups.
+/// Removes what a failed run may leave on the host: the app's container,
+/// netns, mounts below the test's directory (with their loop devices), the
+/// test's cgroups.
 struct HostCleanup {
     runtime_root: PathBuf,
+    dir: PathBuf,
 }
 
 impl Drop for HostCleanup {
@@ -152,6 +154,17 @@ impl Drop for HostCleanup {
             .stderr(Stdio::null())
             .status();
         std::thread::sleep(Duration::from_millis(200));
+        // Deepest first; loop devices are autoclear and go with their mount.
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| Path::new(p).starts_with(&self.dir))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount").arg("-l").arg(p).status();
+        }
         sh(&format!(
             "for d in /sys/fs/cgroup/*/{CGROUP}/{APP} /sys/fs/cgroup/{CGROUP}/{APP} \
                       /sys/fs/cgroup/*/{CGROUP} /sys/fs/cgroup/{CGROUP}; do \
@@ -346,6 +359,7 @@ async fn operator_story_over_netconf() {
     let runtime_root = t.join("runtime");
     let _cleanup = HostCleanup {
         runtime_root: runtime_root.clone(),
+        dir: t.to_path_buf(),
     };
     let ns = Netns::new("ahe2e-agent");
     // The port the app gets exclusively, in the agent's namespace.
