@@ -966,3 +966,39 @@ async fn the_domain_reports_app_state_changes_after_a_commit() {
     assert!(statuses.len() >= 2, "{statuses:?}");
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_change_for_startup() {
+    let a = TestAgent::start().await;
+    let mut s = Sub::new(a.connect().await);
+    assert!(is_ok(
+        &s.subscribe(&format!(
+            "<filter type=\"subtree\"><netconf-config-change xmlns=\"{NCN}\"/></filter>"
+        ))
+        .await
+    ));
+    let mut b = a.connect().await;
+    assert!(is_ok(&b.rpc(&cpu_edit("running", 33)).await.unwrap()));
+    let ev = s.next().await;
+    assert_eq!(field(&ev, "datastore").as_deref(), Some("running"), "{ev}");
+
+    // Saving running: startup changed, with its edits.
+    let save = "<copy-config><target><startup/></target><source><running/></source></copy-config>";
+    assert!(is_ok(&b.rpc(save).await.unwrap()));
+    let ev = s.next().await;
+    assert_eq!(field(&ev, "datastore").as_deref(), Some("startup"), "{ev}");
+    assert_eq!(field(&ev, "session-id"), Some(b.session_id.to_string()));
+    assert!(ev.contains("/ah:app-hosting"), "{ev}");
+    // Saving again changes nothing: no event.
+    assert!(is_ok(&b.rpc(save).await.unwrap()));
+    // delete-config of startup removes what it held.
+    assert!(is_ok(
+        &b.rpc("<delete-config><target><startup/></target></delete-config>")
+            .await
+            .unwrap()
+    ));
+    let ev = s.next().await;
+    assert_eq!(field(&ev, "datastore").as_deref(), Some("startup"), "{ev}");
+    assert_eq!(field(&ev, "operation").as_deref(), Some("delete"), "{ev}");
+    a.stop().await;
+}

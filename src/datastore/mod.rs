@@ -162,6 +162,14 @@ impl Datastores {
             DsName::Startup => &self.startup,
         }
     }
+    /// The tree of `ds`, shared (it is never changed in place).
+    pub fn shared(&self, ds: DsName) -> Arc<DataTree<'static>> {
+        match ds {
+            DsName::Running => self.running.clone(),
+            DsName::Candidate => self.candidate.clone(),
+            DsName::Startup => self.startup.clone(),
+        }
+    }
     pub fn candidate_modified(&self) -> bool {
         self.candidate_modified
     }

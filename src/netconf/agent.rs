@@ -616,10 +616,33 @@ impl Agent {
         let who = by.map(|id| self.session_parms(id));
         self.send_job(PublishJob::Commit {
             who,
+            datastore: "running",
             commit: Commit {
                 old: commit.old.clone(),
                 new: commit.new.clone(),
                 edits: commit.edits.clone(),
+            },
+        });
+    }
+
+    /// netconf-config-change for a change of startup by session `by`
+    /// (copy-config, delete-config), its edits from a diff.
+    pub fn publish_startup(
+        &self,
+        by: u32,
+        old: Arc<yang2::data::DataTree<'static>>,
+        new: Arc<yang2::data::DataTree<'static>>,
+    ) {
+        if Arc::ptr_eq(&old, &new) {
+            return;
+        }
+        self.send_job(PublishJob::Commit {
+            who: Some(self.session_parms(by)),
+            datastore: "startup",
+            commit: Commit {
+                old,
+                new,
+                edits: None,
             },
         });
     }
@@ -683,6 +706,7 @@ enum PublishJob {
     /// netconf-config-change of a commit, its edits from the diff.
     Commit {
         who: Option<SessionParms>,
+        datastore: &'static str,
         commit: Commit,
     },
 }
@@ -691,13 +715,20 @@ impl PublishJob {
     fn run(self, bus: &Bus) {
         let ev = match self {
             PublishJob::Ready(ev) => Ok(ev),
-            PublishJob::Commit { who, commit } => {
+            PublishJob::Commit {
+                who,
+                datastore,
+                commit,
+            } => {
                 // The edits when known; a diff of two whole trees otherwise.
                 let changes = match &commit.edits {
                     Some(edits) => edits.clone(),
                     None => changes_of(&commit),
                 };
-                events::config_change(who.as_ref(), "running", &changes)
+                if changes.is_empty() {
+                    return;
+                }
+                events::config_change(who.as_ref(), datastore, &changes)
             }
         };
         match ev {

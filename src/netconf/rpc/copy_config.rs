@@ -65,12 +65,17 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
                 return e.into();
             }
         }
+        let before = core.ds.shared(target);
         core.ds
             .copy_config(target, src)
             .and_then(|c| super::vet_running(ctx, &mut core, c, false))
+            .map(|c| (c, (before, core.ds.shared(target))))
     };
     match result {
-        Ok(commit) => {
+        Ok((commit, (old, new))) => {
+            if target == DsName::Startup {
+                ctx.agent.publish_startup(ctx.session_id, old, new);
+            }
             ctx.after_commit(commit);
             Response::Ok
         }

@@ -25,5 +25,14 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
             return e.into();
         }
     }
-    core.ds.delete_config(target).into()
+    let before = core.ds.shared(target);
+    if let Err(e) = core.ds.delete_config(target) {
+        return e.into();
+    }
+    let after = core.ds.shared(target);
+    drop(core);
+    if target == DsName::Startup {
+        ctx.agent.publish_startup(ctx.session_id, before, after);
+    }
+    Response::Ok
 }
