@@ -134,7 +134,7 @@ pub async fn serve(
         remove_image_leftovers(&config, agent.core().ds.tree(DsName::Running));
     }
     if let Some(rb) = rollback {
-        agent.publish_commit(None, &rb.commit);
+        agent.publish_commit(None, rb.commit);
         agent.confirmed_event(rb.event);
     }
 

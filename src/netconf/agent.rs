@@ -517,9 +517,12 @@ impl Agent {
             event = rb.event.kind.as_str(),
             "confirmed commit rolled back to the previous configuration"
         );
-        let changes = changes_of(&rb.commit);
-        self.publish(events::config_change(who, "running", &changes));
         self.reconcile(&rb.commit);
+        self.send_job(PublishJob::Commit {
+            who: who.cloned(),
+            datastore: "running",
+            commit: rb.commit,
+        });
         self.confirmed_event_by(rb.event, who);
     }
 
@@ -612,16 +615,14 @@ impl Agent {
     /// netconf-config-change for a change of running by session `by`
     /// (`None`: the server, e.g. a confirmed-commit rollback), its edits
     /// computed by libyang's diff of the old and new running.
-    pub fn publish_commit(&self, by: Option<u32>, commit: &Commit) {
+    pub fn publish_commit(&self, by: Option<u32>, commit: Commit) {
         let who = by.map(|id| self.session_parms(id));
+        // The job owns the commit: the old configuration is freed on the
+        // publisher thread, not on the reply path.
         self.send_job(PublishJob::Commit {
             who,
             datastore: "running",
-            commit: Commit {
-                old: commit.old.clone(),
-                new: commit.new.clone(),
-                edits: commit.edits.clone(),
-            },
+            commit,
         });
     }
 
@@ -649,9 +650,14 @@ impl Agent {
 
     /// netconf-config-change for an edit of running by session `by`, with
     /// the edits as requested (the operation the client asked for).
-    pub fn publish_edit(&self, by: u32, changes: &[(String, &'static str)]) {
-        let who = self.session_parms(by);
-        self.publish(events::config_change(Some(&who), "running", changes));
+    pub fn publish_edit(&self, by: u32, changes: &[(String, &'static str)], commit: Commit) {
+        self.publish_commit(
+            Some(by),
+            Commit {
+                edits: Some(changes.to_vec()),
+                ..commit
+            },
+        );
     }
 
     /// netconf-confirmed-commit (RFC 6470 §2.1.5). `event`: start, cancel,

@@ -89,8 +89,8 @@ impl RpcCtx<'_> {
     /// (edits from the diff), then the reconciler (outside the core lock).
     pub fn after_commit(&self, commit: Option<Commit>) {
         if let Some(c) = commit {
-            self.agent.publish_commit(Some(self.session_id), &c);
             self.agent.reconcile(&c);
+            self.agent.publish_commit(Some(self.session_id), c);
         }
     }
 
@@ -98,8 +98,8 @@ impl RpcCtx<'_> {
     /// with the edits as requested, then the reconciler.
     pub fn after_edit(&self, commit: Option<Commit>, changes: &[(String, &'static str)]) {
         if let Some(c) = commit {
-            self.agent.publish_edit(self.session_id, changes);
             self.agent.reconcile(&c);
+            self.agent.publish_edit(self.session_id, changes, c);
         }
     }
 }
