@@ -265,6 +265,18 @@ fn start_container(
     let pid = rt
         .run(id, &bundle, &log)
         .unwrap_or_else(|e| panic!("run {id}: {e}"));
+    // `run` returns once the app runs: the init is no longer the runtime's
+    // binary (crun re-execs itself through a bind mount whose
+    // /proc/PID/exe reads "/", so compare the file, not the name).
+    let exe = fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    let bin = fs::metadata(&rt.binary).unwrap();
+    assert_ne!(
+        (exe.dev(), exe.ino()),
+        (bin.dev(), bin.ino()),
+        "run {id} returned while its init was still the runtime"
+    );
+    let link = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(!link.to_string_lossy().contains("memfd:"), "{link:?}");
     Started {
         pid,
         log,
