@@ -1034,10 +1034,7 @@ impl Inner {
         let entry = entry_point(app, image);
         // Warms the fresh mount's page cache while the runtime works; held
         // until the runtime returned (see `Prefetch`).
-        let _prefetch = entry
-            .args
-            .first()
-            .map(|exe| Prefetch::start(&rootfs, exe));
+        let _prefetch = entry.args.first().map(|exe| Prefetch::start(&rootfs, exe));
         let t_rootfs = t0.elapsed();
         let mut mounts = Vec::new();
         for m in &app.media {

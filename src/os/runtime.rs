@@ -151,8 +151,8 @@ impl OciRuntime {
                 .ok()
                 .map(|m| (m.dev(), m.ino()))
                 .is_some_and(|id| Some(id) == runtime);
-            let memfd = std::fs::read_link(&exe)
-                .is_ok_and(|p| p.to_string_lossy().contains("memfd:"));
+            let memfd =
+                std::fs::read_link(&exe).is_ok_and(|p| p.to_string_lossy().contains("memfd:"));
             // Exec'd, or gone (the caller's state checks report that).
             if !same_file && !memfd {
                 return;
