@@ -277,6 +277,14 @@ fn start_container(
     );
     let link = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(!link.to_string_lossy().contains("memfd:"), "{link:?}");
+    // ... and its exec is complete: the new argv is in place (the image's
+    // /sbin/init is a script: "/bin/sh /sbin/init").
+    let argv = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        argv.split(|b| *b == 0).any(|w| w == b"/sbin/init"),
+        "{}",
+        String::from_utf8_lossy(&argv)
+    );
     Started {
         pid,
         log,

@@ -138,7 +138,8 @@ impl OciRuntime {
     ///
     /// The init is recognised by file identity, not by name: crun re-execs
     /// itself through a detached bind mount of its binary, whose
-    /// `/proc/PID/exe` reads as "/", and runc through a memfd copy.
+    /// `/proc/PID/exe` reads as "/", and runc through a memfd copy. Done
+    /// means the new argv is readable too (the pid's environ, cmdline).
     fn wait_exec(&self, pid: u32) {
         use std::os::unix::fs::MetadataExt;
         let runtime = std::fs::metadata(&self.binary)
@@ -153,9 +154,16 @@ impl OciRuntime {
                 .is_some_and(|id| Some(id) == runtime);
             let memfd =
                 std::fs::read_link(&exe).is_ok_and(|p| p.to_string_lossy().contains("memfd:"));
-            // Exec'd, or gone (the caller's state checks report that).
+            // The exe link switches early in an exec; the new argv (never
+            // empty for an OCI process) is in place only when the exec is
+            // done, and a cold image can keep it in between for ms. An
+            // unreadable link or cmdline means gone: the caller's state
+            // checks report that.
             if !same_file && !memfd {
-                return;
+                match std::fs::read(format!("/proc/{pid}/cmdline")) {
+                    Ok(argv) if argv.is_empty() => {}
+                    _ => return,
+                }
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
