@@ -265,6 +265,26 @@ fn start_container(
     let pid = rt
         .run(id, &bundle, &log)
         .unwrap_or_else(|e| panic!("run {id}: {e}"));
+    // `run` returns once the app runs: the init is no longer the runtime's
+    // binary (crun re-execs itself through a bind mount whose
+    // /proc/PID/exe reads "/", so compare the file, not the name).
+    let exe = fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    let bin = fs::metadata(&rt.binary).unwrap();
+    assert_ne!(
+        (exe.dev(), exe.ino()),
+        (bin.dev(), bin.ino()),
+        "run {id} returned while its init was still the runtime"
+    );
+    let link = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(!link.to_string_lossy().contains("memfd:"), "{link:?}");
+    // ... and its exec is complete: the new argv is in place (the image's
+    // /sbin/init is a script: "/bin/sh /sbin/init").
+    let argv = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        argv.split(|b| *b == 0).any(|w| w == b"/sbin/init"),
+        "{}",
+        String::from_utf8_lossy(&argv)
+    );
     Started {
         pid,
         log,

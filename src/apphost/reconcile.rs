@@ -24,6 +24,7 @@ use super::logs::{Logs, DEFAULT_LOG_CAP};
 use super::model::{pred, AppConfig, Desired, NetnsMode, Storage, TOP};
 use super::plan::{plan, Action, Observed, ObservedApp};
 use crate::error::{ErrorTag, RpcError};
+use crate::os::rootfs::Prefetch;
 use crate::os::{oci, BindMount, BundleSpec, Os, OsError};
 use crate::schema;
 
@@ -1030,6 +1031,10 @@ impl Inner {
             .rootfs
             .mount(image, &dir, tmpfs)
             .map_err(|e| format!("rootfs: {e}"))?;
+        let entry = entry_point(app, image);
+        // Warms the fresh mount's page cache while the runtime works; held
+        // until the runtime returned (see `Prefetch`).
+        let _prefetch = entry.args.first().map(|exe| Prefetch::start(&rootfs, exe));
         let t_rootfs = t0.elapsed();
         let mut mounts = Vec::new();
         for m in &app.media {
@@ -1042,7 +1047,6 @@ impl Inner {
                 readonly: false,
             });
         }
-        let entry = entry_point(app, image);
         let spec = BundleSpec {
             id: name.to_string(),
             rootfs,

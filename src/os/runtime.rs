@@ -132,20 +132,40 @@ fn parse_list(json: &[u8]) -> Result<Vec<ContainerState>, OsError> {
 
 impl OciRuntime {
     /// Waits (bounded) until the container's init has exec'd the app's
-    /// command: runc's `run -d` returns while its init may still be the
-    /// runtime's own binary, and "running" must mean the app runs.
+    /// command: `run -d` returns once the init was told to start, while it
+    /// may still be the runtime's own binary (runc always; crun while it
+    /// reads a cold image), and "running" must mean the app runs.
+    ///
+    /// The init is recognised by file identity, not by name: crun re-execs
+    /// itself through a detached bind mount of its binary, whose
+    /// `/proc/PID/exe` reads as "/", and runc through a memfd copy. Done
+    /// means the new argv is readable too (the pid's environ, cmdline).
     fn wait_exec(&self, pid: u32) {
-        let runtime = std::fs::canonicalize(&self.binary).unwrap_or_else(|_| self.binary.clone());
+        use std::os::unix::fs::MetadataExt;
+        let runtime = std::fs::metadata(&self.binary)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         let exe = format!("/proc/{pid}/exe");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         while std::time::Instant::now() < deadline {
-            match std::fs::read_link(&exe) {
-                // Still the runtime's init (or its memfd copy of itself).
-                Ok(p) if p == runtime || p.to_string_lossy().contains("memfd:") => {}
-                // Exec'd, or gone (the caller's state checks report that).
-                _ => return,
+            let same_file = std::fs::metadata(&exe)
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+                .is_some_and(|id| Some(id) == runtime);
+            let memfd =
+                std::fs::read_link(&exe).is_ok_and(|p| p.to_string_lossy().contains("memfd:"));
+            // The exe link switches early in an exec; the new argv (never
+            // empty for an OCI process) is in place only when the exec is
+            // done, and a cold image can keep it in between for ms. An
+            // unreadable link or cmdline means gone: the caller's state
+            // checks report that.
+            if !same_file && !memfd {
+                match std::fs::read(format!("/proc/{pid}/cmdline")) {
+                    Ok(argv) if argv.is_empty() => {}
+                    _ => return,
+                }
             }
-            std::thread::sleep(std::time::Duration::from_micros(500));
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 }

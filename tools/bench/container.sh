@@ -73,4 +73,4 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 "$venv/bin/python" "$here/container.py" --port "$port" --state-dir "$tmp/state" \
-  --cgroup "$cgroup" --runtime "$runtime" "$@"
+  --cgroup "$cgroup" --runtime "$runtime" --image-file "$tmp/media/app/images/bench.img" "$@"
