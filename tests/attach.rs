@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use apphost::apphost::fake::Fake;
 use apphost::apphost::{Apphost, ApphostConfig};
-use apphost::schema;
 use common::*;
 use russh::ChannelMsg;
-use yang2::data::{DataFormat, DataParserFlags, DataTree, DataValidationFlags};
 
 /// What an exec channel produced.
 #[derive(Debug, Default)]
@@ -83,18 +81,6 @@ fn assert_refused(o: &Outcome, needle: &str) {
     assert!(o.closed, "{o:?}");
     assert!(o.stderr.contains(needle), "stderr lacks {needle:?}: {o:?}");
     assert!(o.stdout.is_empty(), "{o:?}");
-}
-
-fn tree(inner: &str) -> DataTree<'static> {
-    let s = format!("<app-hosting xmlns=\"urn:apphost:yang:app-hosting\">{inner}</app-hosting>\0");
-    DataTree::parse_string(
-        schema::context(),
-        s.as_bytes(),
-        DataFormat::XML,
-        DataParserFlags::NO_STATE | DataParserFlags::STRICT,
-        DataValidationFlags::NO_STATE,
-    )
-    .expect("valid config")
 }
 
 /// An Apphost on the recording fake: app `web` running (shell `ash`), app

@@ -17,14 +17,6 @@ use russh::ChannelMsg;
 
 const AH: &str = "urn:apphost:yang:app-hosting";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The daemon and what it may leave behind; Drop cleans up even after a
 /// failed assertion.
 struct Daemon {

@@ -25,14 +25,6 @@ const AHL: &str = "urn:apphost:yang:app-hosting-license";
 const YL: &str = "urn:ietf:params:xml:ns:yang:ietf-yang-library";
 const MON: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The daemon, killed on drop.
 struct Daemon(Child);
 

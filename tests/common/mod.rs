@@ -24,6 +24,30 @@ pub const BASE11: &str = "urn:ietf:params:netconf:base:1.1";
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A loopback port that was free a moment ago (for a daemon to listen on).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An app-hosting configuration tree of `inner` (children of
+/// `/app-hosting`), parsed and validated by libyang.
+pub fn tree(inner: &str) -> yang2::data::DataTree<'static> {
+    use yang2::data::{DataFormat, DataParserFlags, DataTree, DataValidationFlags};
+    let s = format!("<app-hosting xmlns=\"urn:apphost:yang:app-hosting\">{inner}</app-hosting>\0");
+    DataTree::parse_string(
+        apphost::schema::context(),
+        s.as_bytes(),
+        DataFormat::XML,
+        DataParserFlags::NO_STATE | DataParserFlags::STRICT,
+        DataValidationFlags::NO_STATE,
+    )
+    .expect("valid config")
+}
+
 /// A fixed client key (seeded), authorized for user "keyuser".
 pub fn client_key() -> PrivateKey {
     PrivateKey::from(Ed25519Keypair::from_seed(&[7u8; 32]))
