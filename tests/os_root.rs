@@ -336,6 +336,7 @@ fn check_running(rt: &OciRuntime, id: &str, s: &Started, caps_mask: u64) {
         .exec_command(
             id,
             false,
+            &[],
             &[
                 "/bin/sh".into(),
                 "-c".into(),
@@ -352,6 +353,7 @@ fn check_running(rt: &OciRuntime, id: &str, s: &Started, caps_mask: u64) {
         .exec_command(
             id,
             false,
+            &[],
             &[
                 "/bin/sh".into(),
                 "-c".into(),
@@ -447,6 +449,7 @@ fn crun_container_with_netns_ports_and_limits() {
         .exec_command(
             &id,
             false,
+            &[],
             &[
                 "/bin/sh".into(),
                 "-c".into(),
@@ -504,6 +507,7 @@ fn crun_container_with_netns_ports_and_limits() {
         .exec_command(
             &id,
             false,
+            &[],
             &[
                 "/bin/sh".into(),
                 "-c".into(),
@@ -530,6 +534,7 @@ fn crun_container_with_netns_ports_and_limits() {
         rt.exec_command(
             &id,
             false,
+            &[],
             &[
                 "/bin/dd".into(),
                 "if=/dev/zero".into(),

@@ -138,7 +138,13 @@ impl Runtime for Fake {
         w.containers.remove(id);
         Ok(())
     }
-    fn exec_command(&self, id: &str, _tty: bool, argv: &[String]) -> std::process::Command {
+    fn exec_command(
+        &self,
+        id: &str,
+        _tty: bool,
+        _env: &[(String, String)],
+        argv: &[String],
+    ) -> std::process::Command {
         let mut c = std::process::Command::new("echo");
         c.arg(id).args(argv);
         c

@@ -450,7 +450,7 @@ impl Apphost {
             .inner
             .os
             .runtime
-            .exec_command_env(app, term.is_some(), &env, &[shell]))
+            .exec_command(app, term.is_some(), &env, &[shell]))
     }
 
     /// The directory images are stored in (`<media>/<storage path>` of the

@@ -113,21 +113,16 @@ pub trait Runtime: Send + Sync {
     fn kill(&self, id: &str, signal: i32) -> Result<(), OsError>;
     /// Force; idempotent.
     fn delete(&self, id: &str) -> Result<(), OsError>;
-    /// The command that attaches to a shell or program in the container.
-    fn exec_command(&self, id: &str, tty: bool, argv: &[String]) -> std::process::Command;
-    /// Like [`Runtime::exec_command`], with variables added to the process's
-    /// environment in the container (`TERM` of an attached terminal). The
-    /// default ignores them.
-    fn exec_command_env(
+    /// The command that attaches to a shell or program in the container,
+    /// with `env` added to its environment there (`TERM` of an attached
+    /// terminal).
+    fn exec_command(
         &self,
         id: &str,
         tty: bool,
         env: &[(String, String)],
         argv: &[String],
-    ) -> std::process::Command {
-        let _ = env;
-        self.exec_command(id, tty, argv)
-    }
+    ) -> std::process::Command;
 }
 
 /// The container's root filesystem: image read-only below a tmpfs overlay.

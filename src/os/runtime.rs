@@ -296,11 +296,7 @@ impl Runtime for OciRuntime {
         Err(self.failed(&args, &out))
     }
 
-    fn exec_command(&self, id: &str, tty: bool, argv: &[String]) -> Command {
-        self.exec_command_env(id, tty, &[], argv)
-    }
-
-    fn exec_command_env(
+    fn exec_command(
         &self,
         id: &str,
         tty: bool,
@@ -383,7 +379,7 @@ mod tests {
             binary: "/usr/bin/crun".into(),
             root: "/run/r".into(),
         };
-        let c = rt.exec_command("web", true, &["/bin/sh".into()]);
+        let c = rt.exec_command("web", true, &[], &["/bin/sh".into()]);
         let args: Vec<_> = c
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
@@ -392,7 +388,7 @@ mod tests {
             args,
             ["--root", "/run/r", "exec", "--tty", "web", "/bin/sh"]
         );
-        let c = rt.exec_command_env(
+        let c = rt.exec_command(
             "web",
             true,
             &[("TERM".into(), "xterm".into())],
