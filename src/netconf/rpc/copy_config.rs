@@ -68,7 +68,7 @@ pub fn handle(ctx: &RpcCtx<'_>, op: Node<'_, '_>) -> Response {
         let before = core.ds.shared(target);
         core.ds
             .copy_config(target, src)
-            .and_then(|c| super::vet_running(ctx, &mut core, c, false))
+            .and_then(|c| super::vet_running(ctx, &mut core, c))
             .map(|c| (c, (before, core.ds.shared(target))))
     };
     match result {

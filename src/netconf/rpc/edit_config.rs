@@ -34,8 +34,8 @@ pub fn edit(
         let nacm = core.nacm();
         let guard = |old: &_, new: &_| nacm.check_write(ctx.principal, old, new);
         let mut outcome = core.ds.edit_guarded(target, config, opts, &guard);
-        if let Err(errs) = super::vet_running(ctx, &mut core, outcome.commit.take(), false)
-            .map(|c| outcome.commit = c)
+        if let Err(errs) =
+            super::vet_running(ctx, &mut core, outcome.commit.take()).map(|c| outcome.commit = c)
         {
             outcome.errors.extend(errs);
         }

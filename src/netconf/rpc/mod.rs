@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use roxmltree::Node;
 
-use crate::datastore::{Commit, ConfigSource, DsName};
+use crate::datastore::{Commit, DsName};
 use crate::error::{ErrorTag, ErrorType, RpcError};
 use crate::nacm::Principal;
 use crate::netconf::agent::{Agent, Core};
@@ -303,9 +303,9 @@ pub trait YangRpcs: Send + Sync {
 
 // ===== helper functions =====
 
-/// Runs the reconciler's check on a new running tree. On refusal the old
-/// running is put back, and for a commit (`from_candidate`) the refused
-/// content goes back into candidate so the client can fix it.
+/// Runs the reconciler's check on a new running tree written directly
+/// (edit-config / copy-config to running); on refusal the old running is
+/// put back. (commit checks candidate before anything changes.)
 ///
 /// The check runs after the datastore installed (and persisted) the new
 /// tree because `Datastores` offers no pre-install hook; the core lock is
@@ -314,7 +314,6 @@ pub fn vet_running(
     ctx: &RpcCtx<'_>,
     core: &mut Core,
     commit: Option<Commit>,
-    from_candidate: bool,
 ) -> Result<Option<Commit>, Vec<RpcError>> {
     let Some(c) = commit else {
         return Ok(None);
@@ -326,17 +325,8 @@ pub fn vet_running(
         errors = errs.len(),
         "new running refused by the reconciler check; undone"
     );
-    let Commit { old, new, .. } = c;
-    if let Err(e) = core.ds.restore_running(old) {
+    if let Err(e) = core.ds.restore_running(c.old) {
         tracing::error!(errors = ?e, "cannot restore the previous running configuration");
-    }
-    if from_candidate {
-        if let Err(e) = core
-            .ds
-            .copy_config(DsName::Candidate, ConfigSource::Inline(&new))
-        {
-            tracing::error!(errors = ?e, "cannot restore the candidate configuration");
-        }
     }
     Err(errs)
 }
